@@ -1,0 +1,895 @@
+//! # pogocache-store
+//!
+//! The embeddable engine behind pogocache-rs: a sharded, thread-safe,
+//! in-memory key/value map with per-entry expiry, client flags, optional
+//! compare-and-swap tokens, lazy and background expiry, and Pogocache's
+//! "2-random" eviction under memory pressure. It does no I/O and knows no
+//! protocol, so it can be used directly from any Rust program, the way
+//! Pogocache's `pogocache.c` can be embedded in C.
+//!
+//! Owns: entry layout and memory accounting, sharding and hashing, TTL
+//! rules, CAS counters, eviction, sweeps, iteration cursors.
+//! Does not own: reading the clock (callers pass `now`, see [`clock`]),
+//! deciding *when* memory is low for a server (the server samples RSS and
+//! calls [`Store::set_low_memory`]), wire formats or command parsing.
+//!
+//! ## Design
+//!
+//! - A boxed slice of cache-padded shards, each a `Mutex` around a
+//!   hashbrown `HashTable` of 8-byte thin pointers ([`entry`] has the
+//!   layout). The shard comes from bits 32.. of a per-process seeded
+//!   foldhash; the table uses the low bits.
+//! - Critical sections copy or swap only. Replaced, deleted and evicted
+//!   entries are moved out and freed after the lock is released.
+//! - Time is a parameter: every call takes `now` (nanoseconds on the
+//!   monotonic clock), so tests can step time without sleeping.
+//!
+//! ## Example
+//!
+//! ```
+//! use pogocache_store::{clock, Config, SetOptions, Expiry, Store};
+//!
+//! let store = Store::new(Config::default());
+//! let now = clock::monotonic_ns();
+//! let ttl = Expiry::At(now + 60_000_000_000); // one minute
+//! store.set(b"user:1", b"alice", &SetOptions { expiry: ttl, ..Default::default() }, now).unwrap();
+//! let v = store.get(b"user:1", now, |e| e.map(|e| e.value().to_vec()));
+//! assert_eq!(v.as_deref(), Some(&b"alice"[..]));
+//! assert_eq!(store.ttl_ns(b"user:1", now), Some(Some(60_000_000_000)));
+//! assert!(store.delete(b"user:1", now));
+//! ```
+
+pub mod clock;
+mod entry;
+pub mod glob;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use crossbeam_utils::CachePadded;
+use entry::{Entry, Meta};
+use hashbrown::HashTable;
+
+/// Largest value the store accepts (512 MiB), as in Pogocache.
+pub const MAX_VALUE_LEN: usize = 536_870_912;
+
+/// Store construction parameters. Every field has a sensible default, so
+/// `Config::default()` gives Pogocache's defaults.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Number of independent shards (locks). More shards means less lock
+    /// contention between threads; 4096 is Pogocache's default and costs
+    /// about 1 MiB of empty tables. Clamped to 1..=65536.
+    pub shards: usize,
+    /// Grow a shard's table once it is this percent full (55..=95).
+    /// Lower trades memory for shorter probe sequences.
+    pub load_factor: u8,
+    /// Keep real CAS tokens (a per-shard counter). When false every entry
+    /// reports CAS 0 and any CAS-conditioned store fails, like
+    /// Pogocache's `--cas no`.
+    pub cas: bool,
+    /// When memory is low, make room by evicting (true) or refuse inserts
+    /// of new keys with [`StoreError::OutOfMemory`] (false).
+    pub evict: bool,
+    /// Hash seed. `None` draws a random one, so key placement (and KEYS
+    /// order) differs per process, which defeats hash-flooding.
+    pub seed: Option<u64>,
+    /// Optional budget for the bytes the entries themselves use (see
+    /// [`Store::bytes`]). Each shard gets an equal share; a shard over its
+    /// share behaves as if memory were low. Embedders without an RSS
+    /// monitor use this; the server leaves it `None` and samples RSS.
+    pub max_bytes: Option<usize>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            shards: 4096,
+            load_factor: 75,
+            cas: false,
+            evict: true,
+            seed: None,
+            max_bytes: None,
+        }
+    }
+}
+
+/// When a store should happen, relative to what is there now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Cond {
+    /// Always store.
+    #[default]
+    Always,
+    /// Only if the key is missing (SET NX, memcache `add`).
+    Nx,
+    /// Only if the key exists (SET XX, memcache `replace`).
+    Xx,
+}
+
+/// The expiry a store gives the new entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Expiry {
+    /// No expiry.
+    #[default]
+    Never,
+    /// Absolute time in nanoseconds on the store clock. A time at or
+    /// before `now` stores an entry that is already dead.
+    At(i64),
+    /// Keep the remaining expiry of the live entry being replaced
+    /// (SET KEEPTTL); none if there was no live entry.
+    Keep,
+}
+
+/// Options for [`Store::set`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SetOptions {
+    pub expiry: Expiry,
+    pub flags: u32,
+    pub cond: Cond,
+    /// Compare-and-swap: store only if the key is alive and its CAS token
+    /// equals this value (always fails when CAS is disabled).
+    pub cas: Option<u64>,
+}
+
+/// What a store did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetOutcome {
+    /// Stored. `replaced` says whether a live entry was overwritten.
+    Stored { replaced: bool },
+    /// A condition (NX, XX or CAS) failed. `existed` says whether a live
+    /// entry was there, which memcache reports as EXISTS vs NOT_FOUND.
+    NotStored { existed: bool },
+}
+
+/// Errors a write can fail with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreError {
+    /// Memory is low and eviction is disabled.
+    OutOfMemory,
+    /// The resulting value would exceed [`MAX_VALUE_LEN`].
+    TooLarge,
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StoreError::OutOfMemory => "out of memory",
+            StoreError::TooLarge => "value too large",
+        })
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// A borrowed view of a live entry, valid while the shard lock is held
+/// (that is, inside the closure it is passed to).
+#[derive(Clone, Copy)]
+pub struct EntryRef<'a>(&'a Entry);
+
+impl<'a> EntryRef<'a> {
+    pub fn key(&self) -> &'a [u8] {
+        self.0.key()
+    }
+    pub fn value(&self) -> &'a [u8] {
+        self.0.value()
+    }
+    pub fn flags(&self) -> u32 {
+        self.0.header().flags
+    }
+    pub fn cas(&self) -> u64 {
+        self.0.header().cas
+    }
+    /// Absolute expiry on the store clock, or `None` for no expiry.
+    pub fn expires(&self) -> Option<i64> {
+        match self.0.header().expires {
+            0 => None,
+            e => Some(e),
+        }
+    }
+}
+
+/// Which end [`Store::append`] adds to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Append,
+    Prepend,
+}
+
+/// Result of [`Store::sweep`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweepStats {
+    pub swept: usize,
+    pub kept: usize,
+}
+
+struct Shard {
+    table: HashTable<Entry>,
+    /// Sum of `Entry::size` over the table.
+    bytes: usize,
+    /// Per-shard CAS counter (starts at 1, bumped before every store).
+    cas: u64,
+    /// New-key inserts since start (the `total_items` stat).
+    inserts: u64,
+}
+
+/// The sharded store. Cheap to share: wrap it in an `Arc` and call it
+/// from any number of threads.
+pub struct Store {
+    shards: Box<[CachePadded<Mutex<Shard>>]>,
+    hasher: foldhash::fast::FixedState,
+    nshards: u64,
+    load_factor: usize,
+    cas: bool,
+    evict: bool,
+    shard_budget: usize,
+    low_memory: AtomicBool,
+}
+
+const MIN_BUCKETS: usize = 64;
+
+#[inline]
+fn secs(now: i64) -> u32 {
+    (now / 1_000_000_000).max(0) as u32
+}
+
+impl Store {
+    /// Builds an empty store. Costs one small table per shard.
+    pub fn new(config: Config) -> Store {
+        let n = config.shards.clamp(1, 65536);
+        let seed = config.seed.unwrap_or_else(random_seed);
+        let shards = (0..n)
+            .map(|_| {
+                CachePadded::new(Mutex::new(Shard {
+                    table: HashTable::new(),
+                    bytes: 0,
+                    cas: 1,
+                    inserts: 0,
+                }))
+            })
+            .collect();
+        Store {
+            shards,
+            hasher: foldhash::fast::FixedState::with_seed(seed),
+            nshards: n as u64,
+            load_factor: config.load_factor.clamp(55, 95) as usize,
+            cas: config.cas,
+            evict: config.evict,
+            shard_budget: config.max_bytes.map(|b| (b / n).max(1)).unwrap_or(usize::MAX),
+            low_memory: AtomicBool::new(false),
+        }
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Whether CAS tokens are real (see [`Config::cas`]).
+    pub fn cas_enabled(&self) -> bool {
+        self.cas
+    }
+
+    /// Tells the store that the process is over its memory limit (or back
+    /// under it). While set, inserting a new key evicts one entry from the
+    /// same shard, or fails when eviction is disabled.
+    pub fn set_low_memory(&self, low: bool) {
+        self.low_memory.store(low, Ordering::Relaxed);
+    }
+
+    /// Current low-memory flag.
+    pub fn low_memory(&self) -> bool {
+        self.low_memory.load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn hash(&self, key: &[u8]) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(key)
+    }
+
+    #[inline]
+    fn shard_of(&self, hash: u64) -> usize {
+        ((hash >> 32) % self.nshards) as usize
+    }
+
+    #[inline]
+    fn lock_index(&self, i: usize) -> MutexGuard<'_, Shard> {
+        // A poisoned lock can only follow a panic, which ends the process
+        // in release builds (panic = "abort"); in tests keep going.
+        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    #[inline]
+    fn lock(&self, key: &[u8]) -> (u64, MutexGuard<'_, Shard>) {
+        let hash = self.hash(key);
+        (hash, self.lock_index(self.shard_of(hash)))
+    }
+
+    /// Looks up a live entry and passes it to `f` (or `None` on a miss),
+    /// refreshing its last-access time. A dead entry met here is removed.
+    /// `f` runs under the shard lock: copy what you need and return.
+    pub fn get<R>(&self, key: &[u8], now: i64, f: impl FnOnce(Option<EntryRef<'_>>) -> R) -> R {
+        self.lookup(key, now, true, f)
+    }
+
+    /// Like [`Store::get`] but leaves the last-access time alone (EXISTS,
+    /// TTL and friends must not change eviction order).
+    pub fn peek<R>(&self, key: &[u8], now: i64, f: impl FnOnce(Option<EntryRef<'_>>) -> R) -> R {
+        self.lookup(key, now, false, f)
+    }
+
+    fn lookup<R>(
+        &self,
+        key: &[u8],
+        now: i64,
+        touch: bool,
+        f: impl FnOnce(Option<EntryRef<'_>>) -> R,
+    ) -> R {
+        let (hash, mut shard) = self.lock(key);
+        let dead;
+        match shard.table.find_entry(hash, |e| e.key() == key) {
+            Ok(mut occ) => {
+                if occ.get().is_alive(now) {
+                    if touch {
+                        occ.get_mut().header_mut().access = secs(now);
+                    }
+                    return f(Some(EntryRef(occ.into_mut())));
+                }
+                let (e, _) = occ.remove();
+                shard.bytes -= e.size();
+                dead = e;
+            }
+            Err(_) => return f(None),
+        }
+        drop(shard);
+        drop(dead);
+        f(None)
+    }
+
+    /// Returns `None` if the key is missing or dead, `Some(None)` if it
+    /// has no expiry, and `Some(Some(ns))` with the remaining nanoseconds.
+    pub fn ttl_ns(&self, key: &[u8], now: i64) -> Option<Option<i64>> {
+        self.peek(key, now, |e| e.map(|e| e.expires().map(|x| x - now)))
+    }
+
+    /// Stores `value` under `key`. See [`Store::set_with`].
+    pub fn set(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        opts: &SetOptions,
+        now: i64,
+    ) -> Result<SetOutcome, StoreError> {
+        self.set_with(key, value, opts, now, |_| ())
+    }
+
+    /// Stores `value` under `key` subject to `opts`. When the store
+    /// replaces a live entry, `on_replaced` sees the old entry first
+    /// (under the lock), which is how SET ... GET returns the old value
+    /// without a second lookup.
+    pub fn set_with(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        opts: &SetOptions,
+        now: i64,
+        on_replaced: impl FnOnce(EntryRef<'_>),
+    ) -> Result<SetOutcome, StoreError> {
+        if value.len() > MAX_VALUE_LEN {
+            return Err(StoreError::TooLarge);
+        }
+        let (hash, mut guard) = self.lock(key);
+        let shard = &mut *guard;
+        shard.cas += 1;
+        let cas = if self.cas { shard.cas } else { 0 };
+        let found = shard.table.find_entry(hash, |e| e.key() == key);
+        let old_live = match &found {
+            Ok(occ) => occ.get().is_alive(now),
+            Err(_) => false,
+        };
+        let allowed = match opts.cond {
+            Cond::Always => true,
+            Cond::Nx => !old_live,
+            Cond::Xx => old_live,
+        } && match opts.cas {
+            None => true,
+            Some(c) => {
+                old_live && self.cas && found.as_ref().map(|o| o.get().header().cas == c).unwrap_or(false)
+            }
+        };
+        if !allowed {
+            return Ok(SetOutcome::NotStored { existed: old_live });
+        }
+        let expires = match opts.expiry {
+            Expiry::Never => 0,
+            Expiry::At(t) => t.max(1),
+            Expiry::Keep => match &found {
+                Ok(occ) if old_live => occ.get().header().expires,
+                _ => 0,
+            },
+        };
+        let meta = Meta {
+            expires,
+            cas,
+            access: secs(now),
+            flags: opts.flags,
+        };
+        let old = match found {
+            Ok(mut occ) => {
+                if old_live {
+                    on_replaced(EntryRef(occ.get()));
+                }
+                let new = Entry::new(hash, key, &[value], meta);
+                let size = new.size();
+                let old = std::mem::replace(occ.get_mut(), new);
+                shard.bytes = shard.bytes - old.size() + size;
+                Some(old)
+            }
+            Err(_) => {
+                let evicted = self.make_room(shard, hash, now)?;
+                let new = Entry::new(hash, key, &[value], meta);
+                shard.insert(new, hash, self.load_factor);
+                evicted
+            }
+        };
+        drop(guard);
+        drop(old);
+        Ok(SetOutcome::Stored { replaced: old_live })
+    }
+
+    /// Called before inserting a new key: when memory is low, evict one
+    /// entry of the same shard (or refuse, with eviction off).
+    fn make_room(&self, shard: &mut Shard, hash: u64, now: i64) -> Result<Option<Entry>, StoreError> {
+        if !self.low_memory.load(Ordering::Relaxed) && shard.bytes <= self.shard_budget {
+            return Ok(None);
+        }
+        if !self.evict {
+            return Err(StoreError::OutOfMemory);
+        }
+        Ok(shard.evict_one(hash, now))
+    }
+
+    /// Deletes a live key. Returns whether one was deleted.
+    pub fn delete(&self, key: &[u8], now: i64) -> bool {
+        let (hash, mut shard) = self.lock(key);
+        let Ok(occ) = shard.table.find_entry(hash, |e| e.key() == key) else {
+            return false;
+        };
+        let (e, _) = occ.remove();
+        shard.bytes -= e.size();
+        shard.maybe_shrink();
+        drop(shard);
+        e.is_alive(now)
+    }
+
+    /// Sets a new absolute expiry on a live key (`None` clears it) and
+    /// gives it a new CAS token. An expiry at or before `now` kills the
+    /// entry. Returns whether the key was alive.
+    pub fn expire(&self, key: &[u8], expires: Option<i64>, now: i64) -> bool {
+        let (hash, mut guard) = self.lock(key);
+        let shard = &mut *guard;
+        shard.cas += 1;
+        let cas = if self.cas { shard.cas } else { 0 };
+        let Ok(mut occ) = shard.table.find_entry(hash, |e| e.key() == key) else {
+            return false;
+        };
+        let alive = occ.get().is_alive(now);
+        if alive {
+            let h = occ.get_mut().header_mut();
+            h.expires = expires.map(|t| t.max(1)).unwrap_or(0);
+            h.cas = cas;
+            h.access = secs(now);
+        }
+        if !occ.get().is_alive(now) {
+            let (e, _) = occ.remove();
+            shard.bytes -= e.size();
+            drop(guard);
+            drop(e);
+        }
+        alive
+    }
+
+    /// Refreshes the last-access time of a live key. Returns whether it
+    /// was alive.
+    pub fn touch(&self, key: &[u8], now: i64) -> bool {
+        self.get(key, now, |e| e.is_some())
+    }
+
+    /// Read-modify-write of one value under the shard lock, the way INCR
+    /// is atomic. `f` gets the live value (or `None`) and an empty buffer
+    /// to write the new value into, and returns `(result, write)`; the
+    /// store keeps the old expiry and flags, gives a new CAS and access
+    /// time, and creates the key (no TTL, no flags) if it was missing.
+    /// Nothing is written when `write` is false or `f` fails.
+    pub fn update<R, E>(
+        &self,
+        key: &[u8],
+        now: i64,
+        scratch: &mut Vec<u8>,
+        f: impl FnOnce(Option<&[u8]>, &mut Vec<u8>) -> Result<(R, bool), E>,
+    ) -> Result<R, UpdateError<E>> {
+        let (hash, mut guard) = self.lock(key);
+        let shard = &mut *guard;
+        shard.cas += 1;
+        let cas = if self.cas { shard.cas } else { 0 };
+        let found = shard.table.find_entry(hash, |e| e.key() == key);
+        let live = matches!(&found, Ok(o) if o.get().is_alive(now));
+        scratch.clear();
+        let (r, write) = match &found {
+            Ok(o) if live => f(Some(o.get().value()), scratch),
+            _ => f(None, scratch),
+        }
+        .map_err(UpdateError::Op)?;
+        if !write {
+            return Ok(r);
+        }
+        if scratch.len() > MAX_VALUE_LEN {
+            return Err(UpdateError::Store(StoreError::TooLarge));
+        }
+        let placed = write_back(found, live, hash, key, now, cas, Edit::Whole(scratch));
+        let old = shard.place(placed, hash, self.load_factor);
+        drop(guard);
+        drop(old);
+        Ok(r)
+    }
+
+    /// APPEND/PREPEND `data` to a live value, keeping expiry and flags.
+    /// A missing key is created with `data` when `create` is true (RESP);
+    /// otherwise nothing happens and `Ok(None)` is returned (memcache's
+    /// NOT_STORED). Returns the new length.
+    pub fn append(
+        &self,
+        key: &[u8],
+        data: &[u8],
+        side: Side,
+        create: bool,
+        now: i64,
+    ) -> Result<Option<usize>, StoreError> {
+        let (hash, mut guard) = self.lock(key);
+        let shard = &mut *guard;
+        let found = shard.table.find_entry(hash, |e| e.key() == key);
+        let live = matches!(&found, Ok(o) if o.get().is_alive(now));
+        if !live && !create {
+            return Ok(None);
+        }
+        let old_len = match &found {
+            Ok(o) if live => o.get().value().len(),
+            _ => 0,
+        };
+        let len = old_len + data.len();
+        if len > MAX_VALUE_LEN {
+            return Err(StoreError::TooLarge);
+        }
+        shard.cas += 1;
+        let cas = if self.cas { shard.cas } else { 0 };
+        let placed = write_back(found, live, hash, key, now, cas, Edit::Add(side, data));
+        let dropped = shard.place(placed, hash, self.load_factor);
+        drop(guard);
+        drop(dropped);
+        Ok(Some(len))
+    }
+
+    /// Number of entries, including expired ones not yet removed (this is
+    /// what Pogocache's DBSIZE reports).
+    pub fn len(&self) -> usize {
+        (0..self.shards.len()).map(|i| self.lock_index(i).table.len()).sum()
+    }
+
+    /// True when [`Store::len`] is zero.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes used by entries (header + key + value each), excluding table
+    /// slots and allocator overhead.
+    pub fn bytes(&self) -> usize {
+        (0..self.shards.len()).map(|i| self.lock_index(i).bytes).sum()
+    }
+
+    /// New-key inserts since creation (survives [`Store::clear`]).
+    pub fn total_inserts(&self) -> u64 {
+        (0..self.shards.len()).map(|i| self.lock_index(i).inserts).sum()
+    }
+
+    /// Removes every entry, one shard at a time. Returns how many were
+    /// removed. Memory is freed outside the locks.
+    pub fn clear(&self) -> usize {
+        let mut n = 0;
+        for i in 0..self.shards.len() {
+            let old = {
+                let mut s = self.lock_index(i);
+                s.bytes = 0;
+                std::mem::replace(&mut s.table, HashTable::new())
+            };
+            n += old.len();
+            drop(old);
+        }
+        n
+    }
+
+    /// Removes every dead entry in every shard.
+    pub fn sweep(&self, now: i64) -> SweepStats {
+        let mut st = SweepStats::default();
+        let mut dead = Vec::new();
+        for i in 0..self.shards.len() {
+            {
+                let mut s = self.lock_index(i);
+                s.sweep_into(now, &mut dead);
+                st.kept += s.table.len();
+                s.maybe_shrink();
+            }
+            st.swept += dead.len();
+            dead.clear();
+        }
+        st
+    }
+
+    /// One round of background expiry, as Pogocache's once-a-second
+    /// autosweep: sample up to 20 occupied buckets in each of `samples`
+    /// pseudo-random shards (`rand` supplies randomness); if more than 10%
+    /// of what was sampled is dead, sweep everything. Returns the sweep
+    /// result when one ran.
+    pub fn autosweep(&self, now: i64, samples: usize, mut rand: impl FnMut() -> u64) -> Option<SweepStats> {
+        let (mut seen, mut dead) = (0usize, 0usize);
+        for _ in 0..samples {
+            let i = (rand() % self.nshards) as usize;
+            let s = self.lock_index(i);
+            let n = s.table.num_buckets();
+            if s.table.is_empty() {
+                continue;
+            }
+            let start = (rand() as usize) % n;
+            let mut got = 0;
+            for k in 0..n {
+                if let Some(e) = s.table.get_bucket((start + k) % n) {
+                    seen += 1;
+                    got += 1;
+                    if !e.is_alive(now) {
+                        dead += 1;
+                    }
+                    if got == 20 {
+                        break;
+                    }
+                }
+            }
+        }
+        if seen > 0 && dead * 10 > seen {
+            Some(self.sweep(now))
+        } else {
+            None
+        }
+    }
+
+    /// Resumable iteration for SCAN. Starts at `cursor` (0 = beginning),
+    /// calls `f` with each live key until it has returned `true`
+    /// ("collected") `count` times, and returns the cursor to continue
+    /// from, 0 once the keyspace is exhausted. Cursors are
+    /// `(shard << 32) | (bucket + 1)` of the last collected entry, as in
+    /// Pogocache; a cursor past the end yields nothing and 0. Dead entries
+    /// met on the way are removed.
+    pub fn scan(&self, cursor: u64, count: usize, now: i64, mut f: impl FnMut(&[u8]) -> bool) -> u64 {
+        let mut shard = (cursor >> 32) as usize;
+        let mut bucket = (cursor & 0xffff_ffff) as usize;
+        let mut collected = 0usize;
+        let mut dead = Vec::new();
+        while shard < self.shards.len() {
+            let mut s = self.lock_index(shard);
+            let n = s.table.num_buckets();
+            while bucket < n {
+                let i = bucket;
+                bucket += 1;
+                let alive = match s.table.get_bucket(i) {
+                    None => continue,
+                    Some(e) => e.is_alive(now),
+                };
+                if !alive {
+                    if let Ok(occ) = s.table.get_bucket_entry(i) {
+                        let (e, _) = occ.remove();
+                        s.bytes -= e.size();
+                        dead.push(e);
+                    }
+                    continue;
+                }
+                let key = s.table.get_bucket(i).map(|e| e.key()).unwrap_or_default();
+                if f(key) {
+                    collected += 1;
+                    if collected >= count {
+                        drop(s);
+                        return ((shard as u64) << 32) | (i as u64 + 1);
+                    }
+                }
+            }
+            drop(s);
+            dead.clear();
+            shard += 1;
+            bucket = 0;
+        }
+        0
+    }
+
+    /// Visits every live entry, one shard at a time (each shard is locked
+    /// while its entries are visited). Dead entries met are removed.
+    /// Used by KEYS and by snapshots.
+    pub fn for_each(&self, now: i64, mut f: impl FnMut(EntryRef<'_>)) {
+        let mut dead = Vec::new();
+        for i in 0..self.shards.len() {
+            {
+                let mut s = self.lock_index(i);
+                s.sweep_into(now, &mut dead);
+                for e in s.table.iter() {
+                    f(EntryRef(e));
+                }
+            }
+            dead.clear();
+        }
+    }
+}
+
+/// How [`write_back`] builds the new value from the old one.
+enum Edit<'a> {
+    Whole(&'a [u8]),
+    Add(Side, &'a [u8]),
+}
+
+impl<'a> Edit<'a> {
+    fn parts<'b>(&self, old: &'b [u8]) -> [&'b [u8]; 2]
+    where
+        'a: 'b,
+    {
+        match *self {
+            Edit::Whole(v) => [v, &[]],
+            Edit::Add(Side::Append, d) => [old, d],
+            Edit::Add(Side::Prepend, d) => [d, old],
+        }
+    }
+}
+
+/// Builds the entry for `key` from `edit` applied to the old live value
+/// (or to nothing), keeping the old live entry's expiry and flags, and puts
+/// it in place of the old one. Returns the new entry when the key was
+/// absent (the caller inserts it) or the replaced one (freed by the caller
+/// outside the lock).
+fn write_back(
+    found: Result<hashbrown::hash_table::OccupiedEntry<'_, Entry>, hashbrown::hash_table::AbsentEntry<'_, Entry>>,
+    live: bool,
+    hash: u64,
+    key: &[u8],
+    now: i64,
+    cas: u64,
+    edit: Edit<'_>,
+) -> Placed {
+    let old = match &found {
+        Ok(o) if live => Some(o.get()),
+        _ => None,
+    };
+    let (expires, flags) = old.map(|e| (e.header().expires, e.header().flags)).unwrap_or((0, 0));
+    let new = Entry::new(
+        hash,
+        key,
+        &edit.parts(old.map(|e| e.value()).unwrap_or_default()),
+        Meta { expires, cas, access: secs(now), flags },
+    );
+    match found {
+        Ok(mut o) => {
+            let size = new.size();
+            Placed::Replaced(std::mem::replace(o.get_mut(), new), size)
+        }
+        Err(_) => Placed::Absent(new),
+    }
+}
+
+enum Placed {
+    /// The old entry, and the size of the one that replaced it.
+    Replaced(Entry, usize),
+    Absent(Entry),
+}
+
+impl Shard {
+    /// Finishes a [`write_back`]: accounting, and the insert of a new key.
+    /// Returns the entry to free outside the lock.
+    fn place(&mut self, placed: Placed, hash: u64, load_factor: usize) -> Option<Entry> {
+        match placed {
+            Placed::Replaced(old, new_size) => {
+                self.bytes = self.bytes + new_size - old.size();
+                Some(old)
+            }
+            Placed::Absent(new) => {
+                self.insert(new, hash, load_factor);
+                None
+            }
+        }
+    }
+}
+
+/// Error from [`Store::update`]: the caller's own failure, or the store's.
+#[derive(Debug, PartialEq, Eq)]
+pub enum UpdateError<E> {
+    Op(E),
+    Store(StoreError),
+}
+
+impl Shard {
+    fn insert(&mut self, e: Entry, hash: u64, load_factor: usize) {
+        let len = self.table.len();
+        let buckets = self.table.num_buckets().max(MIN_BUCKETS);
+        if (len + 1) * 100 > buckets * load_factor || len == self.table.capacity() {
+            // Grow early so the table never runs fuller than --loadfactor.
+            let target = ((len + 1) * 100).div_ceil(load_factor).max(buckets * 7 / 8 + 1);
+            self.table.reserve(target - len, |e| e.header().hash);
+        }
+        self.bytes += e.size();
+        self.inserts += 1;
+        self.table.insert_unique(hash, e, |e| e.header().hash);
+    }
+
+    /// Shrinks after mass deletion (count ≤ 10% of buckets), never below
+    /// the minimum table size.
+    fn maybe_shrink(&mut self) {
+        let n = self.table.num_buckets();
+        if n > MIN_BUCKETS * 2 && self.table.len() * 10 <= n {
+            self.table.shrink_to((self.table.len() * 2).max(MIN_BUCKETS / 2), |e| e.header().hash);
+        }
+    }
+
+    fn sweep_into(&mut self, now: i64, dead: &mut Vec<Entry>) {
+        let before = dead.len();
+        dead.extend(self.table.extract_if(|e| !e.is_alive(now)));
+        for e in &dead[before..] {
+            self.bytes -= e.size();
+        }
+    }
+
+    /// 2-random eviction: scan from a pseudo-random bucket (derived from
+    /// the new key's hash), skip the new key's own hash, remove the first
+    /// dead entry met, else the older (by last access) of the first two
+    /// live ones.
+    fn evict_one(&mut self, hash: u64, now: i64) -> Option<Entry> {
+        let n = self.table.num_buckets();
+        if self.table.is_empty() {
+            return None;
+        }
+        let start = (hash as usize).wrapping_add(1) % n;
+        let mut first: Option<(usize, u32)> = None;
+        let mut victim = None;
+        for k in 0..n {
+            let i = (start + k) % n;
+            let Some(e) = self.table.get_bucket(i) else { continue };
+            if e.header().hash == hash {
+                continue;
+            }
+            if !e.is_alive(now) {
+                victim = Some(i);
+                break;
+            }
+            let access = e.header().access;
+            match first {
+                None => first = Some((i, access)),
+                Some((j, a)) => {
+                    victim = Some(if access < a { i } else { j });
+                    break;
+                }
+            }
+        }
+        let i = victim.or(first.map(|f| f.0))?;
+        let (e, _) = self.table.get_bucket_entry(i).ok()?.remove();
+        self.bytes -= e.size();
+        Some(e)
+    }
+
+}
+
+/// A 64-bit seed from the kernel's random source, falling back to the
+/// clocks if that fails (it never does on Linux).
+fn random_seed() -> u64 {
+    let mut buf = [0u8; 8];
+    // SAFETY: buf is a valid writable 8-byte buffer.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), 8, 0) };
+    if n == 8 {
+        u64::from_ne_bytes(buf)
+    } else {
+        (clock::wall_ns() as u64) ^ (clock::monotonic_ns() as u64).rotate_left(32)
+    }
+}
+
+#[cfg(test)]
+mod tests;
