@@ -1,1 +1,364 @@
+//! # pogocache-command
+//!
+//! The one command table of pogocache-rs, shared by every protocol, as in
+//! Pogocache's `cmds.c`: 40 command names, their argument rules, their
+//! semantics against the store, and their replies through the
+//! protocol-neutral [`Reply`] sink.
+//!
+//! Owns: the auth gate, name lookup, arity and option parsing, error
+//! strings, stats counting, MONITOR fan-out, and the log lines commands
+//! print. Does not own: framing or reply bytes (each protocol implements
+//! [`Reply`]), sockets and threads (the server), storage (the store).
+//!
+//! ## Layout
+//!
+//! - [`reply`]: the [`Reply`] trait and the RESP implementation.
+//! - `keys`: SET, GET, MGET(S), DEL, EXISTS, TTL, EXPIRE, TOUCH, DBSIZE.
+//! - `counters`: the INCR family and APPEND/PREPEND.
+//! - `admin`: KEYS, SCAN, FLUSH, SWEEP, PURGE, SAVE, LOAD, STATS, DEBUG.
+//! - `session`: PING, ECHO, VERSION, QUIT, SELECT, AUTH, MONITOR.
 
+mod admin;
+mod counters;
+mod keys;
+pub mod log;
+pub mod monitor;
+pub mod reply;
+mod session;
+pub mod stats;
+pub mod sys;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use pogocache_protocol::ArgView;
+use pogocache_store::Store;
+
+pub use reply::{Reply, RespReply};
+pub use stats::{ConnCounters, Stats, Totals};
+
+/// Version reported by VERSION, STATS and `--version`: Pogocache's
+/// release line with our own build suffix, so clients that compare
+/// versions see a Pogocache 1.3.1 equivalent.
+pub const VERSION: &str = concat!("1.3.1-rs.", env!("CARGO_PKG_VERSION"));
+
+/// Git hash reported by STATS and the banner (set `POGOCACHE_GITHASH` at
+/// build time to fill it in).
+pub const GITHASH: &str = match option_env!("POGOCACHE_GITHASH") {
+    Some(h) => h,
+    None => "0000000",
+};
+
+/// Shared error strings (spec `commands.md` §1).
+pub mod err {
+    pub const ARITY: &[u8] = b"ERR wrong number of arguments";
+    pub const SYNTAX: &[u8] = b"ERR syntax error";
+    pub const INTEGER: &[u8] = b"ERR value is not an integer or out of range";
+    pub const RANGE: &[u8] = b"ERR index is out of range";
+    pub const MEMORY: &[u8] = b"ERR out of memory";
+    pub const EXPIRE: &[u8] = b"ERR invalid expire time";
+    pub const OVERFLOW: &[u8] = b"ERR increment or decrement would overflow";
+    pub const DELAY: &[u8] = b"ERR invalid delay argument";
+    pub const CURSOR: &[u8] = b"ERR invalid cursor";
+    pub const SIZE: &[u8] = b"ERR value too large";
+    pub const PATH: &[u8] = b"ERR path not provided";
+    pub const NOAUTH: &[u8] = b"NOAUTH Authentication required.";
+    pub const WRONGPASS: &[u8] = b"WRONGPASS invalid username-password pair or user is disabled.";
+}
+
+/// Server-wide settings the commands need.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// `--auth`: empty means no authentication required.
+    pub auth: Vec<u8>,
+    /// `--persist`: default path for SAVE and LOAD.
+    pub persist: Option<PathBuf>,
+    /// `-v` level (0..=3).
+    pub verbosity: u8,
+    /// Treat SET EXAT/PXAT as Unix times (true, the default and what Redis
+    /// does) or as boot-clock times like Pogocache (gap C1, "switch").
+    pub exat_unix: bool,
+    /// Worker thread count (reported by STATS).
+    pub threads: usize,
+    /// `--maxconns` (reported by STATS).
+    pub maxconns: usize,
+}
+
+/// Everything shared by all workers. One per server.
+pub struct Shared {
+    pub store: Store,
+    pub settings: Settings,
+    /// One counter block per worker; index = worker id.
+    pub workers: Box<[crossbeam_utils::CachePadded<Stats>]>,
+    /// Flushes executed, on any thread (the `cmd_flush` stat).
+    pub flushes: std::sync::atomic::AtomicU64,
+    pub conns: ConnCounters,
+    pub monitor: monitor::MonitorHub,
+    /// Monotonic time at start, for `uptime`.
+    pub started: i64,
+    /// Returns freed memory to the OS (allocator specific; PURGE).
+    pub purge: fn(),
+}
+
+impl Shared {
+    pub fn new(store: Store, settings: Settings, workers: usize) -> Shared {
+        Shared {
+            store,
+            settings,
+            workers: (0..workers.max(1)).map(|_| Default::default()).collect(),
+            flushes: Default::default(),
+            conns: ConnCounters::default(),
+            monitor: Default::default(),
+            started: pogocache_store::clock::monotonic_ns(),
+            purge: sys::malloc_trim,
+        }
+    }
+
+    /// Sum of every worker's counters.
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals::sum(self.workers.iter().map(|w| &**w));
+        t.cmd_flush += self.flushes.load(std::sync::atomic::Ordering::Relaxed);
+        t
+    }
+}
+
+/// Per-connection state the commands read and change.
+#[derive(Debug, Default)]
+pub struct Session {
+    /// Passed the auth gate (always true when no `--auth` is set).
+    pub authed: bool,
+    /// `ip:port` or `unixsocket`, as MONITOR shows it.
+    pub addr: String,
+}
+
+/// What a command asks of its connection after replying.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Continue,
+    /// Close after flushing the reply (QUIT).
+    Close,
+    /// Switch the connection into MONITOR mode.
+    Monitor,
+}
+
+/// The context of one command execution.
+pub struct Ctx<'a> {
+    pub shared: &'a Arc<Shared>,
+    /// The executing worker's counters.
+    pub stats: &'a Stats,
+    /// Monotonic nanoseconds, read once per event-loop turn.
+    pub now: i64,
+    pub session: &'a mut Session,
+    /// Reused buffer for read-modify-write commands.
+    pub scratch: &'a mut Vec<u8>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cmd {
+    Set,
+    Setex,
+    Get,
+    Mget,
+    Mgets,
+    Del,
+    Exists,
+    Ttl,
+    Pttl,
+    Expire,
+    Touch,
+    Dbsize,
+    Incr(counters::Op),
+    Append,
+    Prepend,
+    Keys,
+    Scan,
+    Flush,
+    Sweep,
+    Purge,
+    Save,
+    Load,
+    Stats,
+    Ping,
+    Echo,
+    Version,
+    Quit,
+    Select,
+    Auth,
+    Monitor,
+    Debug,
+}
+
+/// Case-insensitive lookup of the 40 command names. Names longer than
+/// any command are rejected before lowercasing.
+fn lookup(name: &[u8]) -> Option<Cmd> {
+    use counters::Op;
+    let mut buf = [0u8; 8];
+    if name.len() > buf.len() {
+        return None;
+    }
+    for (d, s) in buf.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    Some(match &buf[..name.len()] {
+        b"set" => Cmd::Set,
+        b"get" => Cmd::Get,
+        b"setex" => Cmd::Setex,
+        b"mget" => Cmd::Mget,
+        b"mgets" => Cmd::Mgets,
+        b"del" => Cmd::Del,
+        b"exists" => Cmd::Exists,
+        b"ttl" => Cmd::Ttl,
+        b"pttl" => Cmd::Pttl,
+        b"expire" => Cmd::Expire,
+        b"touch" => Cmd::Touch,
+        b"dbsize" => Cmd::Dbsize,
+        b"incr" => Cmd::Incr(Op::INCR),
+        b"decr" => Cmd::Incr(Op::DECR),
+        b"incrby" => Cmd::Incr(Op::INCRBY),
+        b"decrby" => Cmd::Incr(Op::DECRBY),
+        b"uincr" => Cmd::Incr(Op::UINCR),
+        b"udecr" => Cmd::Incr(Op::UDECR),
+        b"uincrby" => Cmd::Incr(Op::UINCRBY),
+        b"udecrby" => Cmd::Incr(Op::UDECRBY),
+        b"append" => Cmd::Append,
+        b"prepend" => Cmd::Prepend,
+        b"keys" => Cmd::Keys,
+        b"scan" => Cmd::Scan,
+        b"flush" | b"flushdb" | b"flushall" => Cmd::Flush,
+        b"sweep" => Cmd::Sweep,
+        b"purge" => Cmd::Purge,
+        b"save" => Cmd::Save,
+        b"load" => Cmd::Load,
+        b"stats" => Cmd::Stats,
+        b"ping" => Cmd::Ping,
+        b"echo" => Cmd::Echo,
+        b"version" => Cmd::Version,
+        b"quit" => Cmd::Quit,
+        b"select" => Cmd::Select,
+        b"auth" => Cmd::Auth,
+        b"monitor" => Cmd::Monitor,
+        b"debug" => Cmd::Debug,
+        _ => return None,
+    })
+}
+
+/// Runs one request. `args` must be non-empty (protocols skip empty
+/// requests before calling).
+pub fn execute<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) -> Action {
+    let name = args.get(0);
+    let cmd = lookup(name);
+    if !ctx.session.authed {
+        if cmd != Some(Cmd::Auth) {
+            ctx.stats.auth_cmds.incr();
+            ctx.stats.auth_errors.incr();
+            out.error(err::NOAUTH);
+            return Action::Continue;
+        }
+    } else if ctx.shared.settings.verbosity >= 3 && cmd != Some(Cmd::Auth) {
+        log::command(args);
+    }
+    let Some(cmd) = cmd else {
+        unknown(ctx, name, out);
+        return Action::Continue;
+    };
+    if ctx.shared.monitor.active() && !matches!(cmd, Cmd::Auth | Cmd::Quit | Cmd::Monitor) {
+        let wall = pogocache_store::clock::wall_ns();
+        ctx.shared.monitor.feed(wall, &ctx.session.addr, args);
+    }
+    match cmd {
+        Cmd::Set => keys::set(ctx, args, out),
+        Cmd::Setex => keys::setex(ctx, args, out),
+        Cmd::Get => keys::get(ctx, args, out),
+        Cmd::Mget => keys::mget(ctx, args, out, false),
+        Cmd::Mgets => keys::mget(ctx, args, out, true),
+        Cmd::Del => keys::del(ctx, args, out),
+        Cmd::Exists => keys::exists(ctx, args, out),
+        Cmd::Ttl => keys::ttl(ctx, args, out, 1_000_000_000),
+        Cmd::Pttl => keys::ttl(ctx, args, out, 1_000_000),
+        Cmd::Expire => keys::expire(ctx, args, out),
+        Cmd::Touch => keys::touch(ctx, args, out),
+        Cmd::Dbsize => keys::dbsize(ctx, args, out),
+        Cmd::Incr(op) => counters::incr(ctx, args, out, op),
+        Cmd::Append => counters::append(ctx, args, out, pogocache_store::Side::Append),
+        Cmd::Prepend => counters::append(ctx, args, out, pogocache_store::Side::Prepend),
+        Cmd::Keys => admin::keys(ctx, args, out),
+        Cmd::Scan => admin::scan(ctx, args, out),
+        Cmd::Flush => admin::flush(ctx, args, out),
+        Cmd::Sweep => admin::sweep(ctx, args, out),
+        Cmd::Purge => admin::purge(ctx, args, out),
+        Cmd::Save => admin::save_load(ctx, args, out, b"to", "save"),
+        Cmd::Load => admin::save_load(ctx, args, out, b"from", "load"),
+        Cmd::Stats => admin::stats(ctx, args, out),
+        Cmd::Debug => admin::debug(ctx, args, out),
+        Cmd::Ping => session::ping(args, out),
+        Cmd::Echo => session::echo(args, out),
+        Cmd::Version => out.simple(VERSION.as_bytes()),
+        Cmd::Quit => {
+            out.ok();
+            return Action::Close;
+        }
+        Cmd::Select => session::select(args, out),
+        Cmd::Auth => session::auth(ctx, args, out),
+        Cmd::Monitor => {
+            if args.len() != 1 {
+                out.error(err::ARITY);
+            } else {
+                out.ok();
+                return Action::Monitor;
+            }
+        }
+    }
+    Action::Continue
+}
+
+/// `ERR unknown command '<name>'`, cut to 255 bytes like Pogocache.
+fn unknown<R: Reply>(ctx: &Ctx<'_>, name: &[u8], out: &mut R) {
+    let mut msg = [0u8; 255];
+    let mut n = 0;
+    for part in [&b"ERR unknown command '"[..], name, b"'"] {
+        let take = part.len().min(msg.len() - n);
+        msg[n..n + take].copy_from_slice(&part[..take]);
+        n += take;
+    }
+    if ctx.shared.settings.verbosity >= 1 {
+        log::line(format_args!(
+            "# Unknown command '{}'",
+            String::from_utf8_lossy(name)
+        ));
+    }
+    out.error(&msg[..n]);
+}
+
+/// ASCII case-insensitive equality, for option keywords.
+#[inline]
+pub(crate) fn eq_ic(a: &[u8], b: &[u8]) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+/// Strict unsigned decimal (C `strtoull` over the whole input, but a
+/// leading `-` is refused): optional leading whitespace, optional `+`.
+pub fn parse_u64_strict(s: &[u8]) -> Option<u64> {
+    let mut i = 0;
+    while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
+        i += 1;
+    }
+    if s.get(i) == Some(&b'+') {
+        i += 1;
+    }
+    if i >= s.len() {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in &s[i..] {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    Some(v)
+}
+
+pub use pogocache_protocol::resp::parse_i64_strict;
+
+#[cfg(test)]
+mod tests;

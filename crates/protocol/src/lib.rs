@@ -108,7 +108,11 @@ impl Args {
     /// Resolves the ranges against `input` (or scratch) into a view.
     pub fn view<'a>(&'a self, input: &'a [u8]) -> ArgView<'a> {
         ArgView {
-            base: if self.in_scratch { &self.scratch } else { input },
+            base: if self.in_scratch {
+                &self.scratch
+            } else {
+                input
+            },
             ranges: &self.ranges,
         }
     }
@@ -148,7 +152,9 @@ impl<'a> ArgView<'a> {
 
     pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
         let base = self.base;
-        self.ranges.iter().map(move |&(s, e)| &base[s as usize..e as usize])
+        self.ranges
+            .iter()
+            .map(move |&(s, e)| &base[s as usize..e as usize])
     }
 }
 

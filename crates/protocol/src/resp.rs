@@ -33,7 +33,10 @@ pub enum ParseError {
 impl ParseError {
     /// The error text, without the leading `-` and trailing CRLF.
     pub fn message(&self) -> ErrorText {
-        let mut t = ErrorText { buf: [0; 64], len: 0 };
+        let mut t = ErrorText {
+            buf: [0; 64],
+            len: 0,
+        };
         match self {
             ParseError::MultibulkLength => t.push(b"ERR Protocol error: invalid multibulk length"),
             ParseError::ExpectedDollar(c) => {
@@ -43,7 +46,9 @@ impl ParseError {
             }
             ParseError::BulkLength => t.push(b"ERR Protocol error: invalid bulk length"),
             ParseError::LineEnding => t.push(b"ERR Protocol error: expected '\\r\\n'"),
-            ParseError::UnbalancedQuotes => t.push(b"ERR Protocol error: unbalanced quotes in request"),
+            ParseError::UnbalancedQuotes => {
+                t.push(b"ERR Protocol error: unbalanced quotes in request")
+            }
             ParseError::InlineTooBig => t.push(b"ERR Protocol error: too big inline request"),
         }
         t
@@ -87,7 +92,11 @@ fn read_number(buf: &[u8], pos: usize) -> (Num, usize) {
     let start = pos + 1;
     let window = &buf[start.min(buf.len())..buf.len().min(start + MAX_NUMBER_LEN + 1)];
     let Some(cr) = memchr::memchr(b'\r', window) else {
-        return if window.len() > MAX_NUMBER_LEN { (Num::Invalid, 0) } else { (Num::Incomplete, 0) };
+        return if window.len() > MAX_NUMBER_LEN {
+            (Num::Invalid, 0)
+        } else {
+            (Num::Incomplete, 0)
+        };
     };
     let end = start + cr;
     if end + 1 >= buf.len() {
@@ -130,7 +139,11 @@ pub fn parse_i64_strict(s: &[u8]) -> Option<i64> {
         }
         let d = (c - b'0') as i64;
         v = v.checked_mul(10)?;
-        v = if neg { v.checked_sub(d)? } else { v.checked_add(d)? };
+        v = if neg {
+            v.checked_sub(d)?
+        } else {
+            v.checked_add(d)?
+        };
     }
     Some(v)
 }
@@ -148,7 +161,11 @@ pub fn parse_multibulk(buf: &[u8], limits: &Limits, args: &mut Args) -> Parsed<P
     args.clear();
     let (count, mut pos) = match read_number(buf, 0) {
         (Num::Value(v), p) => (v, p),
-        (Num::Incomplete, _) => return Parsed::Incomplete { need: buf.len() + 1 },
+        (Num::Incomplete, _) => {
+            return Parsed::Incomplete {
+                need: buf.len() + 1,
+            };
+        }
         (Num::Invalid, _) => return Parsed::Invalid(ParseError::MultibulkLength),
         (Num::BadEnding, _) => return Parsed::Invalid(ParseError::LineEnding),
     };
@@ -167,7 +184,11 @@ pub fn parse_multibulk(buf: &[u8], limits: &Limits, args: &mut Args) -> Parsed<P
         }
         let (len, start) = match read_number(buf, pos) {
             (Num::Value(v), p) => (v, p),
-            (Num::Incomplete, _) => return Parsed::Incomplete { need: buf.len() + 1 },
+            (Num::Incomplete, _) => {
+                return Parsed::Incomplete {
+                    need: buf.len() + 1,
+                };
+            }
             (Num::Invalid, _) => return Parsed::Invalid(ParseError::BulkLength),
             (Num::BadEnding, _) => return Parsed::Invalid(ParseError::LineEnding),
         };
@@ -200,7 +221,9 @@ pub fn parse_inline(buf: &[u8], limits: &Limits, args: &mut Args) -> Parsed<Pars
         if buf.len() > limits.max_inline_len {
             return Parsed::Invalid(ParseError::InlineTooBig);
         }
-        return Parsed::Incomplete { need: buf.len() + 1 };
+        return Parsed::Incomplete {
+            need: buf.len() + 1,
+        };
     };
     let line = &buf[..nl];
     let mut i = 0;

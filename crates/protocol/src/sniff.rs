@@ -41,7 +41,11 @@ pub fn sniff(buf: &[u8]) -> Sniff {
         _ => {}
     }
     let Some(nl) = memchr::memchr(b'\n', buf) else {
-        return if buf.len() > MAX_FIRST_LINE { Sniff::Reject } else { Sniff::NeedMore };
+        return if buf.len() > MAX_FIRST_LINE {
+            Sniff::Reject
+        } else {
+            Sniff::NeedMore
+        };
     };
     let n = nl + 1;
     if n >= 11 && &buf[n - 11..n - 6] == b" HTTP" && buf[n - 4] == b'.' && buf[n - 2] == b'\r' {
@@ -76,13 +80,21 @@ mod tests {
             (b"get / HTTP/1.1\r\n", Sniff::Decided(Http)),
             (b"FOO / HTTP/1.1\r\n", Sniff::Decided(Http)),
             (b"GET / HTTP/1.1\nHost: x\r\n\r\n", Sniff::Decided(Resp)),
-            (b"\x00\x00\x00\x08\x04\xd2\x16\x2f", Sniff::Decided(Postgres)),
+            (
+                b"\x00\x00\x00\x08\x04\xd2\x16\x2f",
+                Sniff::Decided(Postgres),
+            ),
             (b"PING", Sniff::NeedMore),
             (b"GET /k HT", Sniff::NeedMore),
             (b"", Sniff::NeedMore),
         ];
         for (input, want) in cases {
-            assert_eq!(sniff(input), *want, "input {:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                sniff(input),
+                *want,
+                "input {:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 

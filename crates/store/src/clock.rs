@@ -18,7 +18,10 @@ pub fn wall_ns() -> i64 {
 }
 
 fn read(clock: libc::clockid_t) -> i64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid, writable timespec; both clock ids exist on
     // every Linux kernel we support, so the call cannot fail.
     unsafe { libc::clock_gettime(clock, &mut ts) };

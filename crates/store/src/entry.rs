@@ -50,8 +50,7 @@ unsafe impl Sync for Entry {}
 impl Entry {
     fn layout(klen: usize, vlen: usize) -> Layout {
         // Sizes are bounded by the u32 header fields, far below isize::MAX.
-        Layout::from_size_align(HEADER + klen + vlen, align_of::<Header>())
-            .expect("entry layout")
+        Layout::from_size_align(HEADER + klen + vlen, align_of::<Header>()).expect("entry layout")
     }
 
     /// Allocates an entry holding `key` and the concatenation of `parts`
@@ -168,12 +167,20 @@ mod tests {
 
     #[test]
     fn key_and_value_round_trip() {
-        let meta = Meta { expires: 7, cas: 9, access: 3, flags: 5 };
+        let meta = Meta {
+            expires: 7,
+            cas: 9,
+            access: 3,
+            flags: 5,
+        };
         let e = Entry::new(42, b"key", &[b"val", b"ue\x00\xff"], meta);
         assert_eq!(e.key(), b"key");
         assert_eq!(e.value(), b"value\x00\xff");
         let h = e.header();
-        assert_eq!((h.hash, h.expires, h.cas, h.access, h.flags), (42, 7, 9, 3, 5));
+        assert_eq!(
+            (h.hash, h.expires, h.cas, h.access, h.flags),
+            (42, 7, 9, 3, 5)
+        );
         assert_eq!(e.size(), 40 + 3 + 7);
         let empty = Entry::new(1, b"", &[], Meta::default());
         assert_eq!(empty.key(), b"");

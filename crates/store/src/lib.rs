@@ -254,7 +254,10 @@ impl Store {
             load_factor: config.load_factor.clamp(55, 95) as usize,
             cas: config.cas,
             evict: config.evict,
-            shard_budget: config.max_bytes.map(|b| (b / n).max(1)).unwrap_or(usize::MAX),
+            shard_budget: config
+                .max_bytes
+                .map(|b| (b / n).max(1))
+                .unwrap_or(usize::MAX),
             low_memory: AtomicBool::new(false),
         }
     }
@@ -394,7 +397,12 @@ impl Store {
         } && match opts.cas {
             None => true,
             Some(c) => {
-                old_live && self.cas && found.as_ref().map(|o| o.get().header().cas == c).unwrap_or(false)
+                old_live
+                    && self.cas
+                    && found
+                        .as_ref()
+                        .map(|o| o.get().header().cas == c)
+                        .unwrap_or(false)
             }
         };
         if !allowed {
@@ -439,7 +447,12 @@ impl Store {
 
     /// Called before inserting a new key: when memory is low, evict one
     /// entry of the same shard (or refuse, with eviction off).
-    fn make_room(&self, shard: &mut Shard, hash: u64, now: i64) -> Result<Option<Entry>, StoreError> {
+    fn make_room(
+        &self,
+        shard: &mut Shard,
+        hash: u64,
+        now: i64,
+    ) -> Result<Option<Entry>, StoreError> {
         if !self.low_memory.load(Ordering::Relaxed) && shard.bytes <= self.shard_budget {
             return Ok(None);
         }
@@ -572,7 +585,9 @@ impl Store {
     /// Number of entries, including expired ones not yet removed (this is
     /// what Pogocache's DBSIZE reports).
     pub fn len(&self) -> usize {
-        (0..self.shards.len()).map(|i| self.lock_index(i).table.len()).sum()
+        (0..self.shards.len())
+            .map(|i| self.lock_index(i).table.len())
+            .sum()
     }
 
     /// True when [`Store::len`] is zero.
@@ -583,12 +598,16 @@ impl Store {
     /// Bytes used by entries (header + key + value each), excluding table
     /// slots and allocator overhead.
     pub fn bytes(&self) -> usize {
-        (0..self.shards.len()).map(|i| self.lock_index(i).bytes).sum()
+        (0..self.shards.len())
+            .map(|i| self.lock_index(i).bytes)
+            .sum()
     }
 
     /// New-key inserts since creation (survives [`Store::clear`]).
     pub fn total_inserts(&self) -> u64 {
-        (0..self.shards.len()).map(|i| self.lock_index(i).inserts).sum()
+        (0..self.shards.len())
+            .map(|i| self.lock_index(i).inserts)
+            .sum()
     }
 
     /// Removes every entry, one shard at a time. Returns how many were
@@ -629,7 +648,12 @@ impl Store {
     /// pseudo-random shards (`rand` supplies randomness); if more than 10%
     /// of what was sampled is dead, sweep everything. Returns the sweep
     /// result when one ran.
-    pub fn autosweep(&self, now: i64, samples: usize, mut rand: impl FnMut() -> u64) -> Option<SweepStats> {
+    pub fn autosweep(
+        &self,
+        now: i64,
+        samples: usize,
+        mut rand: impl FnMut() -> u64,
+    ) -> Option<SweepStats> {
         let (mut seen, mut dead) = (0usize, 0usize);
         for _ in 0..samples {
             let i = (rand() % self.nshards) as usize;
@@ -667,7 +691,13 @@ impl Store {
     /// `(shard << 32) | (bucket + 1)` of the last collected entry, as in
     /// Pogocache; a cursor past the end yields nothing and 0. Dead entries
     /// met on the way are removed.
-    pub fn scan(&self, cursor: u64, count: usize, now: i64, mut f: impl FnMut(&[u8]) -> bool) -> u64 {
+    pub fn scan(
+        &self,
+        cursor: u64,
+        count: usize,
+        now: i64,
+        mut f: impl FnMut(&[u8]) -> bool,
+    ) -> u64 {
         let mut shard = (cursor >> 32) as usize;
         let mut bucket = (cursor & 0xffff_ffff) as usize;
         let mut collected = 0usize;
@@ -750,7 +780,10 @@ impl<'a> Edit<'a> {
 /// absent (the caller inserts it) or the replaced one (freed by the caller
 /// outside the lock).
 fn write_back(
-    found: Result<hashbrown::hash_table::OccupiedEntry<'_, Entry>, hashbrown::hash_table::AbsentEntry<'_, Entry>>,
+    found: Result<
+        hashbrown::hash_table::OccupiedEntry<'_, Entry>,
+        hashbrown::hash_table::AbsentEntry<'_, Entry>,
+    >,
     live: bool,
     hash: u64,
     key: &[u8],
@@ -762,12 +795,19 @@ fn write_back(
         Ok(o) if live => Some(o.get()),
         _ => None,
     };
-    let (expires, flags) = old.map(|e| (e.header().expires, e.header().flags)).unwrap_or((0, 0));
+    let (expires, flags) = old
+        .map(|e| (e.header().expires, e.header().flags))
+        .unwrap_or((0, 0));
     let new = Entry::new(
         hash,
         key,
         &edit.parts(old.map(|e| e.value()).unwrap_or_default()),
-        Meta { expires, cas, access: secs(now), flags },
+        Meta {
+            expires,
+            cas,
+            access: secs(now),
+            flags,
+        },
     );
     match found {
         Ok(mut o) => {
@@ -814,7 +854,9 @@ impl Shard {
         let buckets = self.table.num_buckets().max(MIN_BUCKETS);
         if (len + 1) * 100 > buckets * load_factor || len == self.table.capacity() {
             // Grow early so the table never runs fuller than --loadfactor.
-            let target = ((len + 1) * 100).div_ceil(load_factor).max(buckets * 7 / 8 + 1);
+            let target = ((len + 1) * 100)
+                .div_ceil(load_factor)
+                .max(buckets * 7 / 8 + 1);
             self.table.reserve(target - len, |e| e.header().hash);
         }
         self.bytes += e.size();
@@ -827,7 +869,10 @@ impl Shard {
     fn maybe_shrink(&mut self) {
         let n = self.table.num_buckets();
         if n > MIN_BUCKETS * 2 && self.table.len() * 10 <= n {
-            self.table.shrink_to((self.table.len() * 2).max(MIN_BUCKETS / 2), |e| e.header().hash);
+            self.table
+                .shrink_to((self.table.len() * 2).max(MIN_BUCKETS / 2), |e| {
+                    e.header().hash
+                });
         }
     }
 
@@ -853,7 +898,9 @@ impl Shard {
         let mut victim = None;
         for k in 0..n {
             let i = (start + k) % n;
-            let Some(e) = self.table.get_bucket(i) else { continue };
+            let Some(e) = self.table.get_bucket(i) else {
+                continue;
+            };
             if e.header().hash == hash {
                 continue;
             }
@@ -875,7 +922,6 @@ impl Shard {
         self.bytes -= e.size();
         Some(e)
     }
-
 }
 
 /// A 64-bit seed from the kernel's random source, falling back to the

@@ -7,7 +7,12 @@ use std::collections::HashMap;
 const S: i64 = 1_000_000_000;
 
 fn small(cas: bool) -> Store {
-    Store::new(Config { shards: 4, cas, seed: Some(1), ..Config::default() })
+    Store::new(Config {
+        shards: 4,
+        cas,
+        seed: Some(1),
+        ..Config::default()
+    })
 }
 
 fn get(st: &Store, k: &[u8], now: i64) -> Option<Vec<u8>> {
@@ -15,17 +20,28 @@ fn get(st: &Store, k: &[u8], now: i64) -> Option<Vec<u8>> {
 }
 
 fn opts(expiry: Expiry, cond: Cond) -> SetOptions {
-    SetOptions { expiry, cond, ..Default::default() }
+    SetOptions {
+        expiry,
+        cond,
+        ..Default::default()
+    }
 }
 
 #[test]
 fn set_get_delete() {
     let st = small(false);
-    assert_eq!(st.set(b"a", b"1", &SetOptions::default(), S).unwrap(), SetOutcome::Stored { replaced: false });
-    assert_eq!(st.set(b"a", b"2", &SetOptions::default(), S).unwrap(), SetOutcome::Stored { replaced: true });
+    assert_eq!(
+        st.set(b"a", b"1", &SetOptions::default(), S).unwrap(),
+        SetOutcome::Stored { replaced: false }
+    );
+    assert_eq!(
+        st.set(b"a", b"2", &SetOptions::default(), S).unwrap(),
+        SetOutcome::Stored { replaced: true }
+    );
     assert_eq!(get(&st, b"a", S).as_deref(), Some(&b"2"[..]));
     assert_eq!(get(&st, b"", S), None);
-    st.set(b"", b"empty key", &SetOptions::default(), S).unwrap();
+    st.set(b"", b"empty key", &SetOptions::default(), S)
+        .unwrap();
     assert_eq!(get(&st, b"", S).as_deref(), Some(&b"empty key"[..]));
     assert!(st.delete(b"a", S));
     assert!(!st.delete(b"a", S));
@@ -36,17 +52,34 @@ fn set_get_delete() {
 #[test]
 fn nx_xx_conditions() {
     let st = small(false);
-    assert_eq!(st.set(b"k", b"v", &opts(Expiry::Never, Cond::Xx), S).unwrap(), SetOutcome::NotStored { existed: false });
-    assert_eq!(st.set(b"k", b"v", &opts(Expiry::Never, Cond::Nx), S).unwrap(), SetOutcome::Stored { replaced: false });
-    assert_eq!(st.set(b"k", b"w", &opts(Expiry::Never, Cond::Nx), S).unwrap(), SetOutcome::NotStored { existed: true });
-    assert_eq!(st.set(b"k", b"x", &opts(Expiry::Never, Cond::Xx), S).unwrap(), SetOutcome::Stored { replaced: true });
+    assert_eq!(
+        st.set(b"k", b"v", &opts(Expiry::Never, Cond::Xx), S)
+            .unwrap(),
+        SetOutcome::NotStored { existed: false }
+    );
+    assert_eq!(
+        st.set(b"k", b"v", &opts(Expiry::Never, Cond::Nx), S)
+            .unwrap(),
+        SetOutcome::Stored { replaced: false }
+    );
+    assert_eq!(
+        st.set(b"k", b"w", &opts(Expiry::Never, Cond::Nx), S)
+            .unwrap(),
+        SetOutcome::NotStored { existed: true }
+    );
+    assert_eq!(
+        st.set(b"k", b"x", &opts(Expiry::Never, Cond::Xx), S)
+            .unwrap(),
+        SetOutcome::Stored { replaced: true }
+    );
     assert_eq!(get(&st, b"k", S).as_deref(), Some(&b"x"[..]));
 }
 
 #[test]
 fn expiry_is_lazy_and_exact_to_the_nanosecond() {
     let st = small(false);
-    st.set(b"k", b"v", &opts(Expiry::At(10 * S), Cond::Always), S).unwrap();
+    st.set(b"k", b"v", &opts(Expiry::At(10 * S), Cond::Always), S)
+        .unwrap();
     assert_eq!(st.ttl_ns(b"k", S), Some(Some(9 * S)));
     assert_eq!(get(&st, b"k", 10 * S - 1).as_deref(), Some(&b"v"[..]));
     // Dead entries still count until something removes them.
@@ -61,8 +94,10 @@ fn expiry_is_lazy_and_exact_to_the_nanosecond() {
 #[test]
 fn keepttl_keeps_only_a_live_expiry() {
     let st = small(false);
-    st.set(b"k", b"v", &opts(Expiry::At(100 * S), Cond::Always), S).unwrap();
-    st.set(b"k", b"w", &opts(Expiry::Keep, Cond::Always), 2 * S).unwrap();
+    st.set(b"k", b"v", &opts(Expiry::At(100 * S), Cond::Always), S)
+        .unwrap();
+    st.set(b"k", b"w", &opts(Expiry::Keep, Cond::Always), 2 * S)
+        .unwrap();
     assert_eq!(st.ttl_ns(b"k", 2 * S), Some(Some(98 * S)));
     st.set(b"k", b"x", &SetOptions::default(), 3 * S).unwrap();
     assert_eq!(st.ttl_ns(b"k", 3 * S), Some(None));
@@ -72,9 +107,15 @@ fn keepttl_keeps_only_a_live_expiry() {
 fn set_with_reports_the_replaced_live_value_only() {
     let st = small(false);
     let mut seen = None;
-    st.set_with(b"k", b"1", &SetOptions::default(), S, |e| seen = Some(e.value().to_vec())).unwrap();
+    st.set_with(b"k", b"1", &SetOptions::default(), S, |e| {
+        seen = Some(e.value().to_vec())
+    })
+    .unwrap();
     assert_eq!(seen, None);
-    st.set_with(b"k", b"2", &SetOptions::default(), S, |e| seen = Some(e.value().to_vec())).unwrap();
+    st.set_with(b"k", b"2", &SetOptions::default(), S, |e| {
+        seen = Some(e.value().to_vec())
+    })
+    .unwrap();
     assert_eq!(seen.as_deref(), Some(&b"1"[..]));
 }
 
@@ -84,32 +125,68 @@ fn cas_tokens_follow_the_per_shard_counter() {
     st.set(b"c", b"a", &SetOptions::default(), S).unwrap();
     let c1 = st.get(b"c", S, |e| e.unwrap().cas());
     assert_eq!(c1, 2, "first store in a fresh shard gets CAS 2");
-    let bad = SetOptions { cas: Some(c1 + 100), ..Default::default() };
-    assert_eq!(st.set(b"c", b"b", &bad, S).unwrap(), SetOutcome::NotStored { existed: true });
+    let bad = SetOptions {
+        cas: Some(c1 + 100),
+        ..Default::default()
+    };
+    assert_eq!(
+        st.set(b"c", b"b", &bad, S).unwrap(),
+        SetOutcome::NotStored { existed: true }
+    );
     let c2 = st.get(b"c", S, |e| e.unwrap().cas());
-    let good = SetOptions { cas: Some(c2), ..Default::default() };
-    assert_eq!(st.set(b"c", b"b", &good, S).unwrap(), SetOutcome::Stored { replaced: true });
-    let missing = SetOptions { cas: Some(1), ..Default::default() };
-    assert_eq!(st.set(b"zz", b"b", &missing, S).unwrap(), SetOutcome::NotStored { existed: false });
+    let good = SetOptions {
+        cas: Some(c2),
+        ..Default::default()
+    };
+    assert_eq!(
+        st.set(b"c", b"b", &good, S).unwrap(),
+        SetOutcome::Stored { replaced: true }
+    );
+    let missing = SetOptions {
+        cas: Some(1),
+        ..Default::default()
+    };
+    assert_eq!(
+        st.set(b"zz", b"b", &missing, S).unwrap(),
+        SetOutcome::NotStored { existed: false }
+    );
     // Without CAS support every CAS store fails.
     let st = small(false);
     st.set(b"c", b"a", &SetOptions::default(), S).unwrap();
     assert_eq!(st.get(b"c", S, |e| e.unwrap().cas()), 0);
-    let zero = SetOptions { cas: Some(0), ..Default::default() };
-    assert_eq!(st.set(b"c", b"b", &zero, S).unwrap(), SetOutcome::NotStored { existed: true });
+    let zero = SetOptions {
+        cas: Some(0),
+        ..Default::default()
+    };
+    assert_eq!(
+        st.set(b"c", b"b", &zero, S).unwrap(),
+        SetOutcome::NotStored { existed: true }
+    );
 }
 
 #[test]
 fn expire_kills_or_renews() {
     let st = small(true);
-    st.set(b"k", b"v", &SetOptions { flags: 7, ..Default::default() }, S).unwrap();
+    st.set(
+        b"k",
+        b"v",
+        &SetOptions {
+            flags: 7,
+            ..Default::default()
+        },
+        S,
+    )
+    .unwrap();
     let cas = st.get(b"k", S, |e| e.unwrap().cas());
     assert!(st.expire(b"k", Some(50 * S), S));
     assert_eq!(st.ttl_ns(b"k", S), Some(Some(49 * S)));
     let (flags, cas2) = st.get(b"k", S, |e| (e.unwrap().flags(), e.unwrap().cas()));
     assert_eq!(flags, 7);
     assert!(cas2 > cas);
-    assert!(st.expire(b"k", Some(S), S), "reply is success even when it kills");
+    assert!(
+        st.expire(b"k", Some(S), S),
+        "reply is success even when it kills"
+    );
     assert_eq!(get(&st, b"k", S), None);
     assert!(!st.expire(b"nokey", Some(S), S));
 }
@@ -118,7 +195,11 @@ fn expire_kills_or_renews() {
 fn update_and_append_keep_ttl_and_flags() {
     let st = small(false);
     let mut scratch = Vec::new();
-    let so = SetOptions { expiry: Expiry::At(100 * S), flags: 9, ..Default::default() };
+    let so = SetOptions {
+        expiry: Expiry::At(100 * S),
+        flags: 9,
+        ..Default::default()
+    };
     st.set(b"n", b"5", &so, S).unwrap();
     let r: Result<i64, UpdateError<()>> = st.update(b"n", S, &mut scratch, |old, out| {
         let v: i64 = std::str::from_utf8(old.unwrap()).unwrap().parse().unwrap();
@@ -139,18 +220,26 @@ fn update_and_append_keep_ttl_and_flags() {
 
     assert_eq!(st.append(b"ap", b"abc", Side::Append, true, S), Ok(Some(3)));
     assert_eq!(st.append(b"ap", b"def", Side::Append, true, S), Ok(Some(6)));
-    assert_eq!(st.append(b"ap", b"xyz", Side::Prepend, true, S), Ok(Some(9)));
+    assert_eq!(
+        st.append(b"ap", b"xyz", Side::Prepend, true, S),
+        Ok(Some(9))
+    );
     assert_eq!(get(&st, b"ap", S).as_deref(), Some(&b"xyzabcdef"[..]));
-    assert_eq!(st.append(b"missing", b"x", Side::Append, false, S), Ok(None));
+    assert_eq!(
+        st.append(b"missing", b"x", Side::Append, false, S),
+        Ok(None)
+    );
     assert_eq!(get(&st, b"missing", S), None);
 }
 
 #[test]
 fn bytes_track_entries() {
     let st = small(false);
-    st.set(b"abcdefgh", b"b", &SetOptions::default(), S).unwrap();
+    st.set(b"abcdefgh", b"b", &SetOptions::default(), S)
+        .unwrap();
     assert_eq!(st.bytes(), 40 + 8 + 1);
-    st.set(b"abcdefgh", b"bcd", &SetOptions::default(), S).unwrap();
+    st.set(b"abcdefgh", b"bcd", &SetOptions::default(), S)
+        .unwrap();
     assert_eq!(st.bytes(), 40 + 8 + 3);
     st.append(b"abcdefgh", b"e", Side::Append, true, S).unwrap();
     assert_eq!(st.bytes(), 40 + 8 + 4);
@@ -160,42 +249,74 @@ fn bytes_track_entries() {
 
 #[test]
 fn low_memory_evicts_in_the_same_shard_or_refuses() {
-    let st = Store::new(Config { shards: 1, seed: Some(3), ..Config::default() });
+    let st = Store::new(Config {
+        shards: 1,
+        seed: Some(3),
+        ..Config::default()
+    });
     for i in 0..100u32 {
-        st.set(format!("k{i}").as_bytes(), b"v", &SetOptions::default(), S).unwrap();
+        st.set(format!("k{i}").as_bytes(), b"v", &SetOptions::default(), S)
+            .unwrap();
     }
     st.set_low_memory(true);
     for i in 100..200u32 {
-        st.set(format!("k{i}").as_bytes(), b"v", &SetOptions::default(), S).unwrap();
+        st.set(format!("k{i}").as_bytes(), b"v", &SetOptions::default(), S)
+            .unwrap();
     }
     assert_eq!(st.len(), 100, "each new key evicts one");
     // Replacing never evicts.
     st.set(b"k150", b"w", &SetOptions::default(), S).unwrap();
     assert_eq!(st.len(), 100);
 
-    let st = Store::new(Config { shards: 1, evict: false, ..Config::default() });
+    let st = Store::new(Config {
+        shards: 1,
+        evict: false,
+        ..Config::default()
+    });
     st.set(b"a", b"1", &SetOptions::default(), S).unwrap();
     st.set_low_memory(true);
-    assert_eq!(st.set(b"b", b"1", &SetOptions::default(), S), Err(StoreError::OutOfMemory));
-    assert_eq!(st.set(b"a", b"2", &SetOptions::default(), S), Ok(SetOutcome::Stored { replaced: true }));
+    assert_eq!(
+        st.set(b"b", b"1", &SetOptions::default(), S),
+        Err(StoreError::OutOfMemory)
+    );
+    assert_eq!(
+        st.set(b"a", b"2", &SetOptions::default(), S),
+        Ok(SetOutcome::Stored { replaced: true })
+    );
 }
 
 #[test]
 fn eviction_prefers_dead_then_older() {
-    let st = Store::new(Config { shards: 1, seed: Some(5), ..Config::default() });
+    let st = Store::new(Config {
+        shards: 1,
+        seed: Some(5),
+        ..Config::default()
+    });
     st.set(b"old", b"v", &SetOptions::default(), S).unwrap();
-    st.set(b"new", b"v", &SetOptions::default(), 100 * S).unwrap();
+    st.set(b"new", b"v", &SetOptions::default(), 100 * S)
+        .unwrap();
     st.set_low_memory(true);
-    st.set(b"third", b"v", &SetOptions::default(), 101 * S).unwrap();
+    st.set(b"third", b"v", &SetOptions::default(), 101 * S)
+        .unwrap();
     assert_eq!(get(&st, b"old", 101 * S), None);
     assert!(get(&st, b"new", 101 * S).is_some());
 }
 
 #[test]
 fn max_bytes_budget_bounds_the_store() {
-    let st = Store::new(Config { shards: 2, max_bytes: Some(20_000), ..Config::default() });
+    let st = Store::new(Config {
+        shards: 2,
+        max_bytes: Some(20_000),
+        ..Config::default()
+    });
     for i in 0..10_000u32 {
-        st.set(format!("key{i}").as_bytes(), &[0u8; 100], &SetOptions::default(), S).unwrap();
+        st.set(
+            format!("key{i}").as_bytes(),
+            &[0u8; 100],
+            &SetOptions::default(),
+            S,
+        )
+        .unwrap();
     }
     assert!(st.bytes() <= 20_000 + 2 * 160, "bytes {}", st.bytes());
 }
@@ -233,9 +354,16 @@ fn scan_cursor_walks_everything_once() {
 fn scan_skips_and_removes_dead_entries() {
     let st = small(false);
     st.set(b"live", b"v", &SetOptions::default(), S).unwrap();
-    st.set(b"dead", b"v", &opts(Expiry::At(2 * S), Cond::Always), S).unwrap();
+    st.set(b"dead", b"v", &opts(Expiry::At(2 * S), Cond::Always), S)
+        .unwrap();
     let mut keys = Vec::new();
-    assert_eq!(st.scan(0, 100, 3 * S, |k| { keys.push(k.to_vec()); true }), 0);
+    assert_eq!(
+        st.scan(0, 100, 3 * S, |k| {
+            keys.push(k.to_vec());
+            true
+        }),
+        0
+    );
     assert_eq!(keys, vec![b"live".to_vec()]);
     assert_eq!(st.len(), 1);
 }
@@ -244,10 +372,21 @@ fn scan_skips_and_removes_dead_entries() {
 fn sweep_clear_and_for_each() {
     let st = small(false);
     for i in 0..50 {
-        let e = if i % 2 == 0 { Expiry::At(2 * S) } else { Expiry::Never };
-        st.set(format!("k{i}").as_bytes(), b"v", &opts(e, Cond::Always), S).unwrap();
+        let e = if i % 2 == 0 {
+            Expiry::At(2 * S)
+        } else {
+            Expiry::Never
+        };
+        st.set(format!("k{i}").as_bytes(), b"v", &opts(e, Cond::Always), S)
+            .unwrap();
     }
-    assert_eq!(st.sweep(3 * S), SweepStats { swept: 25, kept: 25 });
+    assert_eq!(
+        st.sweep(3 * S),
+        SweepStats {
+            swept: 25,
+            kept: 25
+        }
+    );
     let mut n = 0;
     st.for_each(3 * S, |_| n += 1);
     assert_eq!(n, 25);
@@ -261,7 +400,13 @@ fn sweep_clear_and_for_each() {
 fn autosweep_fires_when_many_are_dead() {
     let st = small(false);
     for i in 0..400 {
-        st.set(format!("k{i}").as_bytes(), b"v", &opts(Expiry::At(2 * S), Cond::Always), S).unwrap();
+        st.set(
+            format!("k{i}").as_bytes(),
+            b"v",
+            &opts(Expiry::At(2 * S), Cond::Always),
+            S,
+        )
+        .unwrap();
     }
     let mut x = 7u64;
     let rand = move || {
@@ -284,11 +429,14 @@ fn concurrent_writers_do_not_lose_updates() {
             std::thread::spawn(move || {
                 let mut scratch = Vec::new();
                 for _ in 0..1000 {
-                    let _: Result<(), UpdateError<()>> = st.update(b"ctr", S, &mut scratch, |old, out| {
-                        let v: u64 = old.map(|o| std::str::from_utf8(o).unwrap().parse().unwrap()).unwrap_or(0);
-                        out.extend_from_slice((v + 1).to_string().as_bytes());
-                        Ok(((), true))
-                    });
+                    let _: Result<(), UpdateError<()>> =
+                        st.update(b"ctr", S, &mut scratch, |old, out| {
+                            let v: u64 = old
+                                .map(|o| std::str::from_utf8(o).unwrap().parse().unwrap())
+                                .unwrap_or(0);
+                            out.extend_from_slice((v + 1).to_string().as_bytes());
+                            Ok(((), true))
+                        });
                 }
             })
         })
@@ -317,7 +465,8 @@ mod model {
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            (0u8..16, any::<u8>(), proptest::option::of(1u8..5)).prop_map(|(k, v, t)| Op::Set(k, v, t)),
+            (0u8..16, any::<u8>(), proptest::option::of(1u8..5))
+                .prop_map(|(k, v, t)| Op::Set(k, v, t)),
             (0u8..16).prop_map(Op::Get),
             (0u8..16).prop_map(Op::Del),
             (0u8..16, any::<u8>()).prop_map(|(k, v)| Op::Append(k, v)),

@@ -16,7 +16,10 @@ fn multibulk_basic_and_exact_consumption() {
     let input = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nv\x00\xff\r\n\r\n";
     let (r, a) = parse_all(input);
     assert_eq!(r, Parsed::Complete(input.len()));
-    assert_eq!(a, vec![b"SET".to_vec(), b"k".to_vec(), b"v\x00\xff\r\n".to_vec()]);
+    assert_eq!(
+        a,
+        vec![b"SET".to_vec(), b"k".to_vec(), b"v\x00\xff\r\n".to_vec()]
+    );
 }
 
 #[test]
@@ -35,7 +38,12 @@ fn multibulk_every_prefix_is_incomplete() {
 #[test]
 fn incomplete_hint_points_past_a_large_payload() {
     let input = b"*2\r\n$3\r\nGET\r\n$1000\r\nabc";
-    assert_eq!(parse_all(input).0, Parsed::Incomplete { need: 20 + 1000 + 2 });
+    assert_eq!(
+        parse_all(input).0,
+        Parsed::Incomplete {
+            need: 20 + 1000 + 2
+        }
+    );
 }
 
 #[test]
@@ -47,13 +55,21 @@ fn pipelined_requests_parse_one_at_a_time() {
     while pos < input.len() {
         match parse(&input[pos..], &Limits::default(), &mut args) {
             Parsed::Complete(n) => {
-                seen.push(args.view(&input[pos..]).iter().map(|a| a.to_vec()).collect::<Vec<_>>());
+                seen.push(
+                    args.view(&input[pos..])
+                        .iter()
+                        .map(|a| a.to_vec())
+                        .collect::<Vec<_>>(),
+                );
                 pos += n;
             }
             other => panic!("{other:?}"),
         }
     }
-    assert_eq!(seen, vec![strs(&["PING"]), strs(&["ECHO", "x"]), strs(&["PING"])]);
+    assert_eq!(
+        seen,
+        vec![strs(&["PING"]), strs(&["ECHO", "x"]), strs(&["PING"])]
+    );
 }
 
 #[test]
@@ -63,7 +79,10 @@ fn lenient_numbers_and_empty_counts() {
     assert_eq!(parse_all(b"*0\r\n"), (Parsed::Complete(4), vec![]));
     assert_eq!(parse_all(b"*-1\r\n"), (Parsed::Complete(5), vec![]));
     // The two bytes after a payload are not checked (gap B8, kept).
-    assert_eq!(parse_all(b"*1\r\n$4\r\nPINGX\r\n"), (Parsed::Complete(14), strs(&["PING"])));
+    assert_eq!(
+        parse_all(b"*1\r\n$4\r\nPINGX\r\n"),
+        (Parsed::Complete(14), strs(&["PING"]))
+    );
 }
 
 #[test]
@@ -74,14 +93,22 @@ fn framing_errors() {
         (b"*1\r\n:4\r\nPING\r\n", ParseError::ExpectedDollar(b':')),
         (b"*1\r\n$-1\r\n", ParseError::BulkLength),
         (b"*1\r\n$536870913\r\n", ParseError::BulkLength),
-        (b"*1\r\n$4                                        ", ParseError::BulkLength),
+        (
+            b"*1\r\n$4                                        ",
+            ParseError::BulkLength,
+        ),
         (b"*1\r\n$4\rxPING\r\n", ParseError::LineEnding),
         (b"SET a \"abc\r\n", ParseError::UnbalancedQuotes),
         (b"ECHO \"a\"b\r\n", ParseError::UnbalancedQuotes),
         (b"ECHO \"a\"\"b\"\r\n", ParseError::UnbalancedQuotes),
     ];
     for (input, want) in cases {
-        assert_eq!(parse_all(input).0, Parsed::Invalid(*want), "input {:?}", String::from_utf8_lossy(input));
+        assert_eq!(
+            parse_all(input).0,
+            Parsed::Invalid(*want),
+            "input {:?}",
+            String::from_utf8_lossy(input)
+        );
     }
     assert_eq!(
         ParseError::ExpectedDollar(b':').message().as_bytes(),
@@ -119,7 +146,12 @@ fn inline_forms_from_the_spec() {
     ];
     for (input, want) in cases {
         let (r, a) = parse_all(input);
-        assert_eq!(r, Parsed::Complete(input.len()), "input {:?}", String::from_utf8_lossy(input));
+        assert_eq!(
+            r,
+            Parsed::Complete(input.len()),
+            "input {:?}",
+            String::from_utf8_lossy(input)
+        );
         assert_eq!(a, strs(want), "input {:?}", String::from_utf8_lossy(input));
     }
 }
@@ -127,11 +159,23 @@ fn inline_forms_from_the_spec() {
 #[test]
 fn inline_waits_for_the_line_end_then_caps_it() {
     assert!(matches!(parse_all(b"PING").0, Parsed::Incomplete { .. }));
-    let limits = Limits { max_inline_len: 16, ..Limits::default() };
+    let limits = Limits {
+        max_inline_len: 16,
+        ..Limits::default()
+    };
     let mut args = Args::new();
-    assert_eq!(parse(&[b'a'; 17], &limits, &mut args), Parsed::Invalid(ParseError::InlineTooBig));
-    let limits = Limits { max_args: 2, ..Limits::default() };
-    assert_eq!(parse(b"a b c\r\n", &limits, &mut args), Parsed::Invalid(ParseError::MultibulkLength));
+    assert_eq!(
+        parse(&[b'a'; 17], &limits, &mut args),
+        Parsed::Invalid(ParseError::InlineTooBig)
+    );
+    let limits = Limits {
+        max_args: 2,
+        ..Limits::default()
+    };
+    assert_eq!(
+        parse(b"a b c\r\n", &limits, &mut args),
+        Parsed::Invalid(ParseError::MultibulkLength)
+    );
 }
 
 #[test]
