@@ -1,1 +1,144 @@
+//! # pogocache-server
+//!
+//! The network runtime of pogocache-rs: listeners, worker threads with one
+//! mio event loop each, connections, the once-a-second ticker, and the
+//! [`Server`] composition root that `main`, tests and benches all start
+//! the same way.
+//!
+//! Owns: sockets, buffering, sniffing, fairness, backpressure, connection
+//! limits, shutdown. Does not own: wire formats (`pogocache-protocol`),
+//! command semantics (`pogocache-command`) or storage (`pogocache-store`).
+//!
+//! ## Threads
+//!
+//! ```text
+//!             accept (mio Poll: TCP + unix listeners + stop waker)
+//!                │  round-robin hand-off: inbox + Waker
+//!      ┌─────────┼──────────┐
+//!   worker 0  worker 1 … worker N-1     each: mio Poll, its connections,
+//!      │         │          │           read → parse → execute → write
+//!      └────── Store (sharded Mutexes) ─┘
+//!   ticker: RSS vs --maxmemory → low-memory flag; autosweep; -v lines
+//! ```
+//!
+//! - **acceptor**: accepts, enforces `--maxconns` (closing surplus
+//!   connections without a reply, as Pogocache does), sets socket options
+//!   and hands each socket to the next worker.
+//! - **workers**: own their connections outright; cache commands never
+//!   block, so there is no async runtime, only edge-triggered readiness.
+//!   A connection runs at most [`worker::BUDGET`] commands per turn and is
+//!   then queued behind the others, so a deep pipeline cannot starve its
+//!   neighbours. Output past a high-water mark stops input processing
+//!   until the client reads (no unbounded buffering, gap B2).
+//! - **ticker**: wakes once a second (or at shutdown).
 
+pub mod config;
+mod listener;
+mod ticker;
+mod worker;
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+pub use config::{Config, Exit, parse_args};
+use pogocache_command::{Settings, Shared};
+use pogocache_store::Store;
+
+/// A running server. Dropping it does not stop it: call
+/// [`Server::shutdown`].
+pub struct Server {
+    shared: Arc<Shared>,
+    stop: Arc<ticker::Stop>,
+    threads: Vec<JoinHandle<()>>,
+    wakers: Vec<Arc<mio::Waker>>,
+    local_addr: Option<SocketAddr>,
+    unix_path: Option<PathBuf>,
+}
+
+impl Server {
+    /// Binds the listeners and starts every thread. Returns once the
+    /// server accepts connections.
+    pub fn start(config: Config) -> io::Result<Server> {
+        let store = Store::new(pogocache_store::Config {
+            shards: config.shards,
+            load_factor: config.loadfactor,
+            cas: config.cas,
+            evict: config.evict,
+            seed: config.seed,
+            max_bytes: None,
+        });
+        let settings = Settings {
+            auth: config.auth.clone().into_bytes(),
+            persist: config.persist.clone(),
+            verbosity: config.verbosity,
+            exat_unix: config.exat_unix,
+            threads: config.threads,
+            maxconns: config.maxconns,
+        };
+        let shared = Arc::new(Shared::new(store, settings, config.threads));
+        let stop = Arc::new(ticker::Stop::default());
+        let listeners = listener::bind(&config)?;
+        let local_addr = listeners.local_addr();
+        let unix_path = config.unixsocket.clone();
+
+        let mut threads = Vec::new();
+        let mut handles = Vec::new();
+        let mut wakers = Vec::new();
+        for id in 0..config.threads.max(1) {
+            let w = worker::Worker::new(id, shared.clone(), &config, stop.clone())?;
+            handles.push(w.handle());
+            wakers.push(w.handle().waker.clone());
+            threads.push(spawn(format!("worker-{id}"), move || w.run())?);
+        }
+        let acceptor = listener::Acceptor::new(listeners, handles, shared.clone(), &config)?;
+        wakers.push(acceptor.waker());
+        threads.push(spawn("acceptor".into(), move || acceptor.run())?);
+        let t = ticker::Ticker::new(shared.clone(), stop.clone(), &config);
+        threads.push(spawn("ticker".into(), move || t.run())?);
+        Ok(Server { shared, stop, threads, wakers, local_addr, unix_path })
+    }
+
+    /// The bound TCP address (useful with port 0).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+
+    /// Shared state: the store, stats and settings.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Stops accepting, closes every connection and joins all threads.
+    pub fn shutdown(self) {
+        self.stop.set();
+        for w in &self.wakers {
+            let _ = w.wake();
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+        if let Some(p) = &self.unix_path {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name(name).spawn(f)
+}
+
+/// Makes any panic, on any thread, end the process loudly: the message and
+/// a backtrace go to stderr and the process aborts, so a dead worker can
+/// never linger with its connections frozen. (Release builds also use
+/// `panic = "abort"`; this covers debug builds and tests of the binary.)
+pub fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        eprintln!("# fatal: a thread panicked; exiting");
+        std::process::abort();
+    }));
+}

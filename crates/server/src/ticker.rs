@@ -1,0 +1,103 @@
+//! The once-a-second background thread.
+//!
+//! Owns: the memory check (process RSS against `--maxmemory`, which turns
+//! the store's low-memory mode on and off, as in Pogocache), autosweep,
+//! and the periodic `-v` / `--trackallocs` lines. Also the [`Stop`] signal
+//! that wakes it early at shutdown.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use pogocache_command::{Shared, log, sys};
+
+use crate::config::{Config, human_size};
+
+/// A stop flag that sleeping threads can wait on.
+#[derive(Default)]
+pub struct Stop {
+    flag: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Stop {
+    pub fn set(&self) {
+        *self.flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.cv.notify_all();
+    }
+
+    pub fn is_set(&self) -> bool {
+        *self.flag.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sleeps up to `d`; returns true if stop was requested.
+    pub fn wait(&self, d: Duration) -> bool {
+        let g = self.flag.lock().unwrap_or_else(|e| e.into_inner());
+        let (g, _) = self.cv.wait_timeout_while(g, d, |s| !*s).unwrap_or_else(|e| e.into_inner());
+        *g
+    }
+}
+
+pub struct Ticker {
+    shared: Arc<Shared>,
+    stop: Arc<Stop>,
+    maxmemory: Option<u64>,
+    autosweep: bool,
+    trackallocs: bool,
+    verbosity: u8,
+}
+
+impl Ticker {
+    pub fn new(shared: Arc<Shared>, stop: Arc<Stop>, c: &Config) -> Ticker {
+        Ticker {
+            shared,
+            stop,
+            maxmemory: c.maxmemory,
+            autosweep: c.autosweep,
+            trackallocs: c.trackallocs,
+            verbosity: c.verbosity,
+        }
+    }
+
+    pub fn run(self) {
+        let mut rng = pogocache_store::clock::monotonic_ns() as u64 | 1;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        while !self.stop.wait(Duration::from_secs(1)) {
+            let rss = sys::rss() as u64;
+            if let Some(limit) = self.maxmemory {
+                let low = rss > limit;
+                if low != self.shared.store.low_memory() {
+                    self.shared.store.set_low_memory(low);
+                    if self.verbosity >= 1 {
+                        log::line(format_args!("# Low memory mode {}", if low { "on" } else { "off" }));
+                    }
+                }
+                if self.verbosity >= 1 {
+                    log::line(format_args!(". Memory (usage={}, limit={})", human_size(rss), human_size(limit)));
+                }
+            }
+            if self.autosweep {
+                let now = pogocache_store::clock::monotonic_ns();
+                if let Some(st) = self.shared.store.autosweep(now, 8, &mut next)
+                    && self.verbosity >= 1
+                {
+                    log::line(format_args!(". autosweep (swept={}, kept={})", st.swept, st.kept));
+                }
+            }
+            if self.trackallocs {
+                log::line(format_args!(
+                    ". keys={}, allocs={}, rss={} conns={}",
+                    self.shared.store.len(),
+                    self.shared.store.len(),
+                    human_size(rss),
+                    self.shared.conns.curr.load(Relaxed)
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,443 @@
+//! Worker threads: one mio event loop each, owning its connections.
+//!
+//! Owns: per-connection buffers and state machines, sniffing, the
+//! read → parse → execute → write cycle, fairness, backpressure and
+//! MONITOR delivery. Does not own: accepting (the acceptor hands sockets
+//! over through [`WorkerHandle`]).
+//!
+//! Hot-path rules kept here: one clock read per loop turn; arguments are
+//! ranges into the connection's input buffer; replies go straight into
+//! the connection's reused output buffer; one `write` per batch.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+
+use mio::{Events, Interest, Poll, Token, Waker};
+use pogocache_command::{Action, Ctx, RespReply, Session, Shared, execute};
+use pogocache_protocol::sniff::{Proto, Sniff, sniff};
+use pogocache_protocol::{Args, Limits, Parsed, resp};
+
+use crate::config::Config;
+use crate::listener::Stream;
+use crate::ticker::Stop;
+
+/// Commands one connection may run per loop turn before yielding to the
+/// other ready connections on this thread.
+pub const BUDGET: usize = 512;
+/// Bytes requested per `read`.
+const READ_CHUNK: usize = 16 * 1024;
+/// Unprocessed input we buffer before we stop reading (unless a single
+/// request declares it needs more, up to the protocol limits).
+const READ_CAP: usize = 1 << 20;
+/// Pending output at which we stop executing this connection's requests
+/// until the client reads.
+const OUT_HIGH: usize = 1 << 20;
+/// Buffers grown past this are released once drained.
+const SHRINK_OVER: usize = 1 << 20;
+/// MONITOR output a slow monitoring client may fall behind by before it
+/// is disconnected.
+const MONITOR_MAX: usize = 64 << 20;
+const WAKER: Token = Token(usize::MAX);
+
+/// How the acceptor (and MONITOR feeds) reach a worker.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    pub waker: Arc<Waker>,
+    inbox: Arc<Mutex<Vec<(Stream, String)>>>,
+}
+
+impl WorkerHandle {
+    pub fn send(&self, stream: Stream, addr: String) {
+        self.inbox.lock().unwrap_or_else(|e| e.into_inner()).push((stream, addr));
+        let _ = self.waker.wake();
+    }
+}
+
+struct Conn {
+    stream: Stream,
+    id: u64,
+    /// Input: valid bytes are `inbuf[start..end]`; `inbuf.len()` is the
+    /// allocated (and initialised) size, so reads never re-zero memory.
+    inbuf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Don't try to parse until this many bytes are buffered.
+    need: usize,
+    out: Vec<u8>,
+    wpos: usize,
+    proto: Option<Proto>,
+    session: Session,
+    args: Args,
+    eof: bool,
+    closing: bool,
+    scheduled: bool,
+    monitor: Option<Arc<Mutex<Vec<u8>>>>,
+}
+
+enum Outcome {
+    Idle,
+    Again,
+    Close,
+}
+
+pub struct Worker {
+    id: usize,
+    poll: Poll,
+    handle: WorkerHandle,
+    shared: Arc<Shared>,
+    stop: Arc<Stop>,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    pending: VecDeque<usize>,
+    monitors: Vec<usize>,
+    limits: Limits,
+    scratch: Vec<u8>,
+    next_id: u64,
+    queuesize: usize,
+}
+
+impl Worker {
+    pub fn new(id: usize, shared: Arc<Shared>, config: &Config, stop: Arc<Stop>) -> io::Result<Worker> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        Ok(Worker {
+            id,
+            poll,
+            handle: WorkerHandle { waker, inbox: Default::default() },
+            shared,
+            stop,
+            conns: Vec::new(),
+            free: Vec::new(),
+            pending: VecDeque::new(),
+            monitors: Vec::new(),
+            limits: Limits::default(),
+            scratch: Vec::new(),
+            next_id: (id as u64) << 48,
+            queuesize: config.queuesize,
+        })
+    }
+
+    pub fn handle(&self) -> WorkerHandle {
+        self.handle.clone()
+    }
+
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(self.queuesize);
+        loop {
+            let timeout = if self.pending.is_empty() { None } else { Some(std::time::Duration::ZERO) };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                panic!("worker {} poll failed: {e}", self.id);
+            }
+            let now = pogocache_store::clock::monotonic_ns();
+            let mut woke = false;
+            for ev in events.iter() {
+                if ev.token() == WAKER {
+                    woke = true;
+                } else {
+                    self.schedule(ev.token().0);
+                }
+            }
+            if woke {
+                if self.stop.is_set() {
+                    self.close_all();
+                    return;
+                }
+                self.take_new_connections();
+                self.deliver_monitor_output();
+            }
+            // One pass over everything ready now; connections that still
+            // have work go to the back of the queue for the next turn.
+            for _ in 0..self.pending.len() {
+                let Some(idx) = self.pending.pop_front() else { break };
+                let outcome = match self.conns.get_mut(idx).and_then(|c| c.as_mut()) {
+                    Some(c) => {
+                        c.scheduled = false;
+                        self.drive(idx, now)
+                    }
+                    None => continue,
+                };
+                match outcome {
+                    Outcome::Idle => {}
+                    Outcome::Again => self.schedule(idx),
+                    Outcome::Close => self.close(idx),
+                }
+            }
+        }
+    }
+
+    fn schedule(&mut self, idx: usize) {
+        if let Some(Some(c)) = self.conns.get_mut(idx)
+            && !c.scheduled
+        {
+            c.scheduled = true;
+            self.pending.push_back(idx);
+        }
+    }
+
+    fn take_new_connections(&mut self) {
+        let new = std::mem::take(&mut *self.handle.inbox.lock().unwrap_or_else(|e| e.into_inner()));
+        for (mut stream, addr) in new {
+            let idx = self.free.pop().unwrap_or_else(|| {
+                self.conns.push(None);
+                self.conns.len() - 1
+            });
+            if self
+                .poll
+                .registry()
+                .register(stream.source(), Token(idx), Interest::READABLE | Interest::WRITABLE)
+                .is_err()
+            {
+                self.free.push(idx);
+                self.shared.conns.curr.fetch_sub(1, Relaxed);
+                continue;
+            }
+            self.next_id += 1;
+            self.conns[idx] = Some(Conn {
+                stream,
+                id: self.next_id,
+                inbuf: vec![0; READ_CHUNK],
+                start: 0,
+                end: 0,
+                need: 0,
+                out: Vec::new(),
+                wpos: 0,
+                proto: None,
+                session: Session { authed: self.shared.settings.auth.is_empty(), addr },
+                args: Args::new(),
+                eof: false,
+                closing: false,
+                scheduled: false,
+                monitor: None,
+            });
+            self.schedule(idx);
+        }
+    }
+
+    fn deliver_monitor_output(&mut self) {
+        for i in 0..self.monitors.len() {
+            let idx = self.monitors[i];
+            if let Some(Some(c)) = self.conns.get_mut(idx)
+                && let Some(q) = &c.monitor
+            {
+                let mut q = q.lock().unwrap_or_else(|e| e.into_inner());
+                c.out.extend_from_slice(&q);
+                q.clear();
+                drop(q);
+                self.schedule(idx);
+            }
+        }
+    }
+
+    fn close(&mut self, idx: usize) {
+        if let Some(mut c) = self.conns.get_mut(idx).and_then(|c| c.take()) {
+            let _ = self.poll.registry().deregister(c.stream.source());
+            if c.monitor.is_some() {
+                self.shared.monitor.unsubscribe(c.id);
+                self.monitors.retain(|&m| m != idx);
+            }
+            self.shared.conns.curr.fetch_sub(1, Relaxed);
+            self.free.push(idx);
+        }
+    }
+
+    fn close_all(&mut self) {
+        for idx in 0..self.conns.len() {
+            self.close(idx);
+        }
+    }
+
+    /// One visit of a connection: read what is there, run up to BUDGET
+    /// requests, write. Returns whether it needs another turn.
+    fn drive(&mut self, idx: usize, now: i64) -> Outcome {
+        let Some(Some(c)) = self.conns.get_mut(idx) else { return Outcome::Idle };
+        let mut again = false;
+
+        // Read.
+        if !c.eof && !c.closing && c.out.len() - c.wpos < OUT_HIGH {
+            loop {
+                let buffered = c.end - c.start;
+                if buffered >= READ_CAP.max(c.need) {
+                    again = true;
+                    break;
+                }
+                if c.end == c.inbuf.len() {
+                    make_room(c);
+                }
+                match c.stream.read(&mut c.inbuf[c.end..]) {
+                    Ok(0) => {
+                        c.eof = true;
+                        break;
+                    }
+                    Ok(n) => c.end += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return Outcome::Close,
+                }
+            }
+        }
+
+        // Execute.
+        let mut budget = BUDGET;
+        let stats = &self.shared.workers[self.id];
+        while !c.closing && c.out.len() - c.wpos < OUT_HIGH {
+            let data = &c.inbuf[c.start..c.end];
+            if data.is_empty() || data.len() < c.need {
+                break;
+            }
+            if budget == 0 {
+                again = true;
+                break;
+            }
+            budget -= 1;
+            let proto = match c.proto {
+                Some(p) => p,
+                None => match sniff(data) {
+                    Sniff::Decided(p) => {
+                        c.proto = Some(p);
+                        p
+                    }
+                    Sniff::NeedMore => {
+                        c.need = data.len() + 1;
+                        break;
+                    }
+                    Sniff::Reject => {
+                        c.out.extend_from_slice(b"-ERROR\r\n");
+                        c.closing = true;
+                        break;
+                    }
+                },
+            };
+            match proto {
+                Proto::Resp => match resp::parse(data, &self.limits, &mut c.args) {
+                    Parsed::Complete(n) => {
+                        c.need = 0;
+                        let args = c.args.view(data);
+                        if !args.is_empty() {
+                            if c.monitor.is_some() {
+                                if args.get(0).eq_ignore_ascii_case(b"ping") {
+                                    c.out.extend_from_slice(b"+PONG\r\n");
+                                } else {
+                                    c.closing = true;
+                                }
+                            } else {
+                                let mut ctx = Ctx {
+                                    shared: &self.shared,
+                                    stats,
+                                    now,
+                                    session: &mut c.session,
+                                    scratch: &mut self.scratch,
+                                };
+                                match execute(&mut ctx, args, &mut RespReply(&mut c.out)) {
+                                    Action::Continue => {}
+                                    Action::Close => c.closing = true,
+                                    Action::Monitor => {
+                                        let q = Arc::new(Mutex::new(Vec::new()));
+                                        c.monitor = Some(q.clone());
+                                        let waker = self.handle.waker.clone();
+                                        self.shared.monitor.subscribe(c.id, Box::new(move |line| {
+                                            let mut q = q.lock().unwrap_or_else(|e| e.into_inner());
+                                            if q.len() > MONITOR_MAX {
+                                                return false;
+                                            }
+                                            let was_empty = q.is_empty();
+                                            q.extend_from_slice(line);
+                                            if was_empty {
+                                                let _ = waker.wake();
+                                            }
+                                            true
+                                        }));
+                                        self.monitors.push(idx);
+                                    }
+                                }
+                            }
+                        }
+                        c.start += n;
+                    }
+                    Parsed::Incomplete { need } => {
+                        c.need = need;
+                        break;
+                    }
+                    Parsed::Invalid(e) => {
+                        resp::error(&mut c.out, e.message().as_bytes());
+                        c.closing = true;
+                    }
+                },
+                // Memcache, HTTP and Postgres arrive with their own issues;
+                // until then answer as Pogocache does for requests it
+                // cannot serve.
+                Proto::Memcache => match memchr::memchr(b'\n', data) {
+                    Some(nl) => {
+                        c.out.extend_from_slice(b"ERROR\r\n");
+                        c.start += nl + 1;
+                    }
+                    None => {
+                        c.need = data.len() + 1;
+                        break;
+                    }
+                },
+                Proto::Http => {
+                    c.out.extend_from_slice(
+                        b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 17\r\nConnection: Close\r\n\r\nNot Implemented\r\n",
+                    );
+                    c.closing = true;
+                }
+                Proto::Postgres => c.closing = true,
+            }
+        }
+        if c.start == c.end {
+            c.start = 0;
+            c.end = 0;
+            if c.inbuf.len() > SHRINK_OVER {
+                c.inbuf = vec![0; READ_CHUNK];
+            }
+        }
+
+        // Write.
+        while c.wpos < c.out.len() {
+            match c.stream.write(&c.out[c.wpos..]) {
+                Ok(0) => return Outcome::Close,
+                Ok(n) => c.wpos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Outcome::Close,
+            }
+        }
+        let drained = c.wpos == c.out.len();
+        if drained {
+            c.out.clear();
+            c.wpos = 0;
+            if c.out.capacity() > SHRINK_OVER {
+                c.out = Vec::new();
+            }
+        }
+        if c.closing && drained {
+            return Outcome::Close;
+        }
+        if c.eof && drained && (c.end - c.start < c.need.max(1) || c.closing) {
+            return Outcome::Close;
+        }
+        if c.eof && drained {
+            again = true; // run what is still buffered after EOF
+        }
+        if drained && again { Outcome::Again } else { Outcome::Idle }
+    }
+}
+
+/// Frees space at the end of the input buffer: moves unprocessed bytes to
+/// the front, and doubles the buffer when that is not enough.
+fn make_room(c: &mut Conn) {
+    if c.start > 0 {
+        c.inbuf.copy_within(c.start..c.end, 0);
+        c.end -= c.start;
+        c.start = 0;
+    }
+    if c.end == c.inbuf.len() {
+        let want = (c.inbuf.len() * 2).max(c.need.min(c.end + (64 << 20)));
+        c.inbuf.resize(want, 0);
+    }
+}
