@@ -11,7 +11,11 @@ use pogocache_server::{Server, config};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const ALLOCATOR: &str = if cfg!(feature = "mimalloc") { "mimalloc" } else { "stock" };
+const ALLOCATOR: &str = if cfg!(feature = "mimalloc") {
+    "mimalloc"
+} else {
+    "stock"
+};
 
 fn main() -> ExitCode {
     let _ = config::ALLOCATOR.set(ALLOCATOR);

@@ -104,7 +104,11 @@ pub struct Exit {
 
 impl Exit {
     fn err(msg: String) -> Exit {
-        Exit { code: 1, stdout: String::new(), stderr: msg + "\n" }
+        Exit {
+            code: 1,
+            stdout: String::new(),
+            stderr: msg + "\n",
+        }
     }
 }
 
@@ -125,9 +129,12 @@ pub fn system_memory() -> u64 {
         .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
         .map(|kb| kb * 1024)
         .unwrap_or(1 << 30);
-    let cgroup = ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
-        .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok()?.trim().parse::<u64>().ok());
+    let cgroup = [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]
+    .iter()
+    .find_map(|p| std::fs::read_to_string(p).ok()?.trim().parse::<u64>().ok());
     match cgroup {
         Some(c) if c > 0 && c < total => c,
         _ => total,
@@ -139,10 +146,40 @@ fn default_maxmemory() -> u64 {
 }
 
 const VALUE_FLAGS: &[&str] = &[
-    "-h", "-p", "-s", "-t", "-m", "--port", "--threads", "--maxmemory", "--evict", "--persist", "--maxconns",
-    "--auth", "--tlsport", "--tlscert", "--tlskey", "--tlscacert", "--shards", "--backlog", "--queuesize",
-    "--reuseport", "--tcpnodelay", "--keepalive", "--quickack", "--uring", "--loadfactor", "--autosweep",
-    "--sixpack", "--keysixpack", "--cas", "--allocator", "--seed", "--trackallocs", "--warmup", "--noticker",
+    "-h",
+    "-p",
+    "-s",
+    "-t",
+    "-m",
+    "--port",
+    "--threads",
+    "--maxmemory",
+    "--evict",
+    "--persist",
+    "--maxconns",
+    "--auth",
+    "--tlsport",
+    "--tlscert",
+    "--tlskey",
+    "--tlscacert",
+    "--shards",
+    "--backlog",
+    "--queuesize",
+    "--reuseport",
+    "--tcpnodelay",
+    "--keepalive",
+    "--quickack",
+    "--uring",
+    "--loadfactor",
+    "--autosweep",
+    "--sixpack",
+    "--keysixpack",
+    "--cas",
+    "--allocator",
+    "--seed",
+    "--trackallocs",
+    "--warmup",
+    "--noticker",
     "--exatunix",
 ];
 const SWITCHES: &[&str] = &["-v", "-vv", "-vvv", "-M"];
@@ -191,7 +228,13 @@ fn parse_maxmemory(s: &str, system: u64) -> Result<Option<u64>, ()> {
     let t = s.trim_start();
     let num_len = t
         .char_indices()
-        .take_while(|(i, c)| c.is_ascii_digit() || *c == '.' || (*i == 0 && (*c == '+' || *c == '-')) || *c == 'e' || *c == 'E')
+        .take_while(|(i, c)| {
+            c.is_ascii_digit()
+                || *c == '.'
+                || (*i == 0 && (*c == '+' || *c == '-'))
+                || *c == 'e'
+                || *c == 'E'
+        })
         .count();
     // Back off an exponent marker that is not followed by digits (so
     // "1e" is not a float but "1" + suffix "e" — which is invalid anyway).
@@ -254,32 +297,102 @@ pub fn help_text() -> String {
     line(&mut s, "-s socket", "unix socket file", Some("none"));
     line(&mut s, "-v,-vv,-vvv", "verbose logging level", None);
     s.push_str("\nAdditional options:\n");
-    line(&mut s, "--threads count", "number of threads", Some(&threads));
-    line(&mut s, "--maxmemory value", "set max memory usage", Some("80%"));
-    line(&mut s, "--evict yes/no", "evict keys at maxmemory", Some("yes"));
+    line(
+        &mut s,
+        "--threads count",
+        "number of threads",
+        Some(&threads),
+    );
+    line(
+        &mut s,
+        "--maxmemory value",
+        "set max memory usage",
+        Some("80%"),
+    );
+    line(
+        &mut s,
+        "--evict yes/no",
+        "evict keys at maxmemory",
+        Some("yes"),
+    );
     line(&mut s, "--persist path", "persistence file", Some("none"));
-    line(&mut s, "--maxconns conns", "maximum connections", Some("1024"));
+    line(
+        &mut s,
+        "--maxconns conns",
+        "maximum connections",
+        Some("1024"),
+    );
     s.push_str("\nSecurity options:\n");
-    line(&mut s, "--auth passwd", "auth token or password", Some("none"));
+    line(
+        &mut s,
+        "--auth passwd",
+        "auth token or password",
+        Some("none"),
+    );
     line(&mut s, "--tlsport port", "enable tls on port", Some("none"));
     line(&mut s, "--tlscert certfile", "tls cert file", Some("none"));
     line(&mut s, "--tlskey keyfile", "tls key file", Some("none"));
-    line(&mut s, "--tlscacert cacertfile", "tls ca-cert file", Some("none"));
+    line(
+        &mut s,
+        "--tlscacert cacertfile",
+        "tls ca-cert file",
+        Some("none"),
+    );
     s.push_str("\nAdvanced options:\n");
     line(&mut s, "--shards count", "number of shards", Some("4096"));
     line(&mut s, "--backlog count", "accept backlog", Some("1024"));
-    line(&mut s, "--queuesize count", "event queuesize size", Some("128"));
-    line(&mut s, "--reuseport yes/no", "reuseport for tcp", Some("no"));
-    line(&mut s, "--tcpnodelay yes/no", "disable nagle's algo", Some("yes"));
-    line(&mut s, "--quickack yes/no", "use quickack (linux)", Some("no"));
+    line(
+        &mut s,
+        "--queuesize count",
+        "event queuesize size",
+        Some("128"),
+    );
+    line(
+        &mut s,
+        "--reuseport yes/no",
+        "reuseport for tcp",
+        Some("no"),
+    );
+    line(
+        &mut s,
+        "--tcpnodelay yes/no",
+        "disable nagle's algo",
+        Some("yes"),
+    );
+    line(
+        &mut s,
+        "--quickack yes/no",
+        "use quickack (linux)",
+        Some("no"),
+    );
     line(&mut s, "--uring yes/no", "use uring (linux)", Some("no"));
-    line(&mut s, "--loadfactor percent", "hashmap load factor", Some("75"));
-    line(&mut s, "--autosweep yes/no", "automatic eviction sweeps", Some("yes"));
-    line(&mut s, "--sixpack yes/no", "sixpack compress keys", Some("yes"));
+    line(
+        &mut s,
+        "--loadfactor percent",
+        "hashmap load factor",
+        Some("75"),
+    );
+    line(
+        &mut s,
+        "--autosweep yes/no",
+        "automatic eviction sweeps",
+        Some("yes"),
+    );
+    line(
+        &mut s,
+        "--sixpack yes/no",
+        "sixpack compress keys",
+        Some("yes"),
+    );
     line(&mut s, "--cas yes/no", "use compare and store", Some("no"));
     let alloc = allocator();
     line(&mut s, "--allocator name", alloc, Some(alloc));
-    line(&mut s, "--exatunix yes/no", "EXAT/PXAT are unix times", Some("yes"));
+    line(
+        &mut s,
+        "--exatunix yes/no",
+        "EXAT/PXAT are unix times",
+        Some("yes"),
+    );
     s.push('\n');
     s
 }
@@ -293,12 +406,24 @@ pub fn parse_args<S: AsRef<str>>(argv: &[S]) -> Result<(Config, Vec<String>), Ex
     while i < argv.len() {
         let a = argv[i];
         if a == "--help" {
-            return Err(Exit { code: 0, stdout: help_text(), stderr: String::new() });
+            return Err(Exit {
+                code: 0,
+                stdout: help_text(),
+                stderr: String::new(),
+            });
         }
         if a == "--version" {
-            return Err(Exit { code: 0, stdout: format!("pogocache {VERSION}\n"), stderr: String::new() });
+            return Err(Exit {
+                code: 0,
+                stdout: format!("pogocache {VERSION}\n"),
+                stderr: String::new(),
+            });
         }
-        let name = if a.starts_with("--") { a.split('=').next().unwrap_or(a) } else { a };
+        let name = if a.starts_with("--") {
+            a.split('=').next().unwrap_or(a)
+        } else {
+            a
+        };
         if SWITCHES.contains(&a) {
         } else if VALUE_FLAGS.contains(&name) {
             let inline = a.starts_with("--") && a.contains('=');
@@ -346,7 +471,12 @@ pub fn parse_args<S: AsRef<str>>(argv: &[S]) -> Result<(Config, Vec<String>), Ex
         i += 1;
     }
     let get = |k: &str| v.get(k).map(|s| s.as_str());
-    let mut c = Config { port: Some(9401), port_text: "9401".into(), verbosity, ..Config::default() };
+    let mut c = Config {
+        port: Some(9401),
+        port_text: "9401".into(),
+        verbosity,
+        ..Config::default()
+    };
     let mut notes = Vec::new();
 
     if let Some(a) = get("--allocator")
@@ -356,7 +486,11 @@ pub fn parse_args<S: AsRef<str>>(argv: &[S]) -> Result<(Config, Vec<String>), Ex
     }
     if let Some(t) = get("--threads") {
         let t = atoi(t);
-        c.threads = if t <= 0 { sys::cpu_count() } else { t.min(4096) as usize };
+        c.threads = if t <= 0 {
+            sys::cpu_count()
+        } else {
+            t.min(4096) as usize
+        };
     }
     if let Some(s) = get("--shards") {
         let s = atoi(s);
@@ -434,7 +568,11 @@ pub fn parse_args<S: AsRef<str>>(argv: &[S]) -> Result<(Config, Vec<String>), Ex
         c.maxmemory = match parse_maxmemory(&m, system_memory()) {
             Ok(v) => v,
             Err(()) => {
-                return Err(Exit { code: 1, stdout: String::new(), stderr: format!("# Invalid maxmemory '{m}'\n{}", help_text()) });
+                return Err(Exit {
+                    code: 1,
+                    stdout: String::new(),
+                    stderr: format!("# Invalid maxmemory '{m}'\n{}", help_text()),
+                });
             }
         };
         if c.maxmemory.is_none() {
@@ -445,7 +583,9 @@ pub fn parse_args<S: AsRef<str>>(argv: &[S]) -> Result<(Config, Vec<String>), Ex
     if let Some(h) = get("-h") {
         c.host = h.to_string();
     }
-    c.persist = get("--persist").filter(|s| !s.is_empty()).map(PathBuf::from);
+    c.persist = get("--persist")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from);
     c.auth = get("--auth").unwrap_or_default().to_string();
     c.tlscert = get("--tlscert").map(PathBuf::from);
     c.tlskey = get("--tlskey").map(PathBuf::from);
@@ -467,7 +607,11 @@ impl Config {
         let sys_mem = system_memory();
         let max = match self.maxmemory {
             None => "unlimited".to_string(),
-            Some(m) => format!("{}%/{}", ((m as f64 / sys_mem as f64) * 100.0).round() as u64, human_size(m)),
+            Some(m) => format!(
+                "{}%/{}",
+                ((m as f64 / sys_mem as f64) * 100.0).round() as u64,
+                human_size(m)
+            ),
         };
         let (sysname, machine) = uname();
         let arch = match machine.as_str() {
@@ -475,18 +619,33 @@ impl Config {
             "aarch64" => "arm64".to_string(),
             m => m.to_string(),
         };
-        let libc = if cfg!(target_env = "musl") { "musl" } else if cfg!(target_env = "gnu") { "glibc" } else { "unknown" };
+        let libc = if cfg!(target_env = "musl") {
+            "musl"
+        } else if cfg!(target_env = "gnu") {
+            "glibc"
+        } else {
+            "unknown"
+        };
         let os = std::fs::read_to_string("/etc/os-release")
             .ok()
             .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
+                s.lines().find_map(|l| {
+                    l.strip_prefix("PRETTY_NAME=")
+                        .map(|v| v.trim_matches('"').to_string())
+                })
             })
             .unwrap_or_else(|| sysname.clone());
         let verbosity = ["normal", "verbose", "very", "extremely"][self.verbosity.min(3) as usize];
         vec![
-            format!("* Pogocache (pid: {}, version: {VERSION}, git: {})", std::process::id(), pogocache_command::GITHASH),
-            format!("* Arch (arch: {}/{arch}, libc: {libc}, os: {os})", sysname.to_lowercase()),
+            format!(
+                "* Pogocache (pid: {}, version: {VERSION}, git: {})",
+                std::process::id(),
+                pogocache_command::GITHASH
+            ),
+            format!(
+                "* Arch (arch: {}/{arch}, libc: {libc}, os: {os})",
+                sysname.to_lowercase()
+            ),
             format!(
                 "* Memory (system: {}, max: {max}, evict: {}, allocator: {})",
                 human_size(sys_mem),
@@ -497,12 +656,22 @@ impl Config {
                 "* Features (verbosity: {verbosity}, sixpack: {}, cas: {}, persist: {}, uring: no)",
                 yn(self.sixpack),
                 yn(self.cas),
-                self.persist.as_ref().map(|p| p.display().to_string()).unwrap_or("none".into())
+                self.persist
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or("none".into())
             ),
             format!(
                 "* Network (port: {}, unixsocket: {}, backlog: {}, reuseport: {}, maxconns: {})",
-                if self.port.is_some() { self.port_text.as_str() } else { "none" },
-                self.unixsocket.as_ref().map(|p| p.display().to_string()).unwrap_or("none".into()),
+                if self.port.is_some() {
+                    self.port_text.as_str()
+                } else {
+                    "none"
+                },
+                self.unixsocket
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or("none".into()),
                 self.backlog,
                 yn(self.reuseport),
                 self.maxconns
@@ -513,7 +682,10 @@ impl Config {
                 yn(self.keepalive),
                 yn(self.quickack)
             ),
-            format!("* Threads (threads: {}, queuesize: {})", self.threads, self.queuesize),
+            format!(
+                "* Threads (threads: {}, queuesize: {})",
+                self.threads, self.queuesize
+            ),
             format!(
                 "* Shards (shards: {}, loadfactor: {}%, autosweep: {})",
                 self.shards,
@@ -522,7 +694,11 @@ impl Config {
             ),
             format!(
                 "* Security (auth: {}, tlsport: {})",
-                if self.auth.is_empty() { "disabled" } else { "enabled" },
+                if self.auth.is_empty() {
+                    "disabled"
+                } else {
+                    "enabled"
+                },
                 self.tlsport.map(|p| p.to_string()).unwrap_or("none".into())
             ),
         ]
@@ -537,7 +713,11 @@ fn uname() -> (String, String) {
         return ("Linux".into(), "unknown".into());
     }
     let s = |f: &[libc::c_char]| {
-        let b: Vec<u8> = f.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        let b: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
         String::from_utf8_lossy(&b).into_owned()
     };
     (s(&u.sysname), s(&u.machine))

@@ -98,7 +98,14 @@ impl Server {
         threads.push(spawn("acceptor".into(), move || acceptor.run())?);
         let t = ticker::Ticker::new(shared.clone(), stop.clone(), &config);
         threads.push(spawn("ticker".into(), move || t.run())?);
-        Ok(Server { shared, stop, threads, wakers, local_addr, unix_path })
+        Ok(Server {
+            shared,
+            stop,
+            threads,
+            wakers,
+            local_addr,
+            unix_path,
+        })
     }
 
     /// The bound TCP address (useful with port 0).

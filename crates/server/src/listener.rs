@@ -69,7 +69,11 @@ impl Listeners {
 fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
     // An empty root (FROM scratch) cannot resolve "localhost" without
     // /etc/hosts; never depend on NSS for it.
-    let host = if host == "localhost" { "127.0.0.1" } else { host };
+    let host = if host == "localhost" {
+        "127.0.0.1"
+    } else {
+        host
+    };
     let mut addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
     addrs.sort_by_key(|a| !a.is_ipv4()); // prefer IPv4, as Pogocache does
     addrs
@@ -84,14 +88,28 @@ pub fn bind(c: &Config) -> io::Result<Listeners> {
         None => None,
         Some(port) => {
             let addr = resolve(&c.host, port).map_err(|e| {
-                io::Error::new(e.kind(), format!("# getaddrinfo: {e}: {}:{}", c.host, c.port_text))
+                io::Error::new(
+                    e.kind(),
+                    format!("# getaddrinfo: {e}: {}:{}", c.host, c.port_text),
+                )
             })?;
-            let ctx = |what: &str, e: io::Error| io::Error::new(e.kind(), format!("# {what}(tcp): {}:{}: {e}", c.host, c.port_text));
-            let sock = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)
-                .map_err(|e| ctx("socket", e))?;
-            sock.set_reuse_address(true).map_err(|e| ctx("setsockopt", e))?;
+            let ctx = |what: &str, e: io::Error| {
+                io::Error::new(
+                    e.kind(),
+                    format!("# {what}(tcp): {}:{}: {e}", c.host, c.port_text),
+                )
+            };
+            let sock = socket2::Socket::new(
+                socket2::Domain::for_address(addr),
+                socket2::Type::STREAM,
+                None,
+            )
+            .map_err(|e| ctx("socket", e))?;
+            sock.set_reuse_address(true)
+                .map_err(|e| ctx("setsockopt", e))?;
             if c.reuseport {
-                sock.set_reuse_port(true).map_err(|e| ctx("setsockopt", e))?;
+                sock.set_reuse_port(true)
+                    .map_err(|e| ctx("setsockopt", e))?;
             }
             sock.bind(&addr.into()).map_err(|e| ctx("bind", e))?;
             sock.listen(c.backlog).map_err(|e| ctx("listen", e))?;
@@ -129,7 +147,12 @@ pub struct Acceptor {
 }
 
 impl Acceptor {
-    pub fn new(mut listeners: Listeners, workers: Vec<WorkerHandle>, shared: Arc<Shared>, c: &Config) -> io::Result<Acceptor> {
+    pub fn new(
+        mut listeners: Listeners,
+        workers: Vec<WorkerHandle>,
+        shared: Arc<Shared>,
+        c: &Config,
+    ) -> io::Result<Acceptor> {
         let poll = Poll::new()?;
         if let Some(l) = &mut listeners.tcp {
             poll.registry().register(l, TCP, Interest::READABLE)?;
@@ -211,7 +234,9 @@ impl Acceptor {
 
     fn accept_unix(&mut self) {
         loop {
-            let Some(l) = &self.listeners.unix else { return };
+            let Some(l) = &self.listeners.unix else {
+                return;
+            };
             match l.accept() {
                 Ok((s, _)) => self.hand_off(Stream::Unix(s), "unixsocket".into()),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -239,7 +264,10 @@ impl Acceptor {
 }
 
 fn transient(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted)
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
+    )
 }
 
 /// `--quickack yes`: real TCP_QUICKACK (Pogocache sets SO_PRIORITY by

@@ -33,7 +33,10 @@ impl Stop {
     /// Sleeps up to `d`; returns true if stop was requested.
     pub fn wait(&self, d: Duration) -> bool {
         let g = self.flag.lock().unwrap_or_else(|e| e.into_inner());
-        let (g, _) = self.cv.wait_timeout_while(g, d, |s| !*s).unwrap_or_else(|e| e.into_inner());
+        let (g, _) = self
+            .cv
+            .wait_timeout_while(g, d, |s| !*s)
+            .unwrap_or_else(|e| e.into_inner());
         *g
     }
 }
@@ -74,11 +77,18 @@ impl Ticker {
                 if low != self.shared.store.low_memory() {
                     self.shared.store.set_low_memory(low);
                     if self.verbosity >= 1 {
-                        log::line(format_args!("# Low memory mode {}", if low { "on" } else { "off" }));
+                        log::line(format_args!(
+                            "# Low memory mode {}",
+                            if low { "on" } else { "off" }
+                        ));
                     }
                 }
                 if self.verbosity >= 1 {
-                    log::line(format_args!(". Memory (usage={}, limit={})", human_size(rss), human_size(limit)));
+                    log::line(format_args!(
+                        ". Memory (usage={}, limit={})",
+                        human_size(rss),
+                        human_size(limit)
+                    ));
                 }
             }
             if self.autosweep {
@@ -86,7 +96,10 @@ impl Ticker {
                 if let Some(st) = self.shared.store.autosweep(now, 8, &mut next)
                     && self.verbosity >= 1
                 {
-                    log::line(format_args!(". autosweep (swept={}, kept={})", st.swept, st.kept));
+                    log::line(format_args!(
+                        ". autosweep (swept={}, kept={})",
+                        st.swept, st.kept
+                    ));
                 }
             }
             if self.trackallocs {

@@ -50,7 +50,10 @@ pub struct WorkerHandle {
 
 impl WorkerHandle {
     pub fn send(&self, stream: Stream, addr: String) {
-        self.inbox.lock().unwrap_or_else(|e| e.into_inner()).push((stream, addr));
+        self.inbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((stream, addr));
         let _ = self.waker.wake();
     }
 }
@@ -99,13 +102,21 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(id: usize, shared: Arc<Shared>, config: &Config, stop: Arc<Stop>) -> io::Result<Worker> {
+    pub fn new(
+        id: usize,
+        shared: Arc<Shared>,
+        config: &Config,
+        stop: Arc<Stop>,
+    ) -> io::Result<Worker> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         Ok(Worker {
             id,
             poll,
-            handle: WorkerHandle { waker, inbox: Default::default() },
+            handle: WorkerHandle {
+                waker,
+                inbox: Default::default(),
+            },
             shared,
             stop,
             conns: Vec::new(),
@@ -126,7 +137,11 @@ impl Worker {
     pub fn run(mut self) {
         let mut events = Events::with_capacity(self.queuesize);
         loop {
-            let timeout = if self.pending.is_empty() { None } else { Some(std::time::Duration::ZERO) };
+            let timeout = if self.pending.is_empty() {
+                None
+            } else {
+                Some(std::time::Duration::ZERO)
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -153,7 +168,9 @@ impl Worker {
             // One pass over everything ready now; connections that still
             // have work go to the back of the queue for the next turn.
             for _ in 0..self.pending.len() {
-                let Some(idx) = self.pending.pop_front() else { break };
+                let Some(idx) = self.pending.pop_front() else {
+                    break;
+                };
                 let outcome = match self.conns.get_mut(idx).and_then(|c| c.as_mut()) {
                     Some(c) => {
                         c.scheduled = false;
@@ -189,7 +206,11 @@ impl Worker {
             if self
                 .poll
                 .registry()
-                .register(stream.source(), Token(idx), Interest::READABLE | Interest::WRITABLE)
+                .register(
+                    stream.source(),
+                    Token(idx),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
                 .is_err()
             {
                 self.free.push(idx);
@@ -207,7 +228,10 @@ impl Worker {
                 out: Vec::new(),
                 wpos: 0,
                 proto: None,
-                session: Session { authed: self.shared.settings.auth.is_empty(), addr },
+                session: Session {
+                    authed: self.shared.settings.auth.is_empty(),
+                    addr,
+                },
                 args: Args::new(),
                 eof: false,
                 closing: false,
@@ -254,7 +278,9 @@ impl Worker {
     /// One visit of a connection: read what is there, run up to BUDGET
     /// requests, write. Returns whether it needs another turn.
     fn drive(&mut self, idx: usize, now: i64) -> Outcome {
-        let Some(Some(c)) = self.conns.get_mut(idx) else { return Outcome::Idle };
+        let Some(Some(c)) = self.conns.get_mut(idx) else {
+            return Outcome::Idle;
+        };
         let mut again = false;
 
         // Read.
@@ -339,18 +365,22 @@ impl Worker {
                                         let q = Arc::new(Mutex::new(Vec::new()));
                                         c.monitor = Some(q.clone());
                                         let waker = self.handle.waker.clone();
-                                        self.shared.monitor.subscribe(c.id, Box::new(move |line| {
-                                            let mut q = q.lock().unwrap_or_else(|e| e.into_inner());
-                                            if q.len() > MONITOR_MAX {
-                                                return false;
-                                            }
-                                            let was_empty = q.is_empty();
-                                            q.extend_from_slice(line);
-                                            if was_empty {
-                                                let _ = waker.wake();
-                                            }
-                                            true
-                                        }));
+                                        self.shared.monitor.subscribe(
+                                            c.id,
+                                            Box::new(move |line| {
+                                                let mut q =
+                                                    q.lock().unwrap_or_else(|e| e.into_inner());
+                                                if q.len() > MONITOR_MAX {
+                                                    return false;
+                                                }
+                                                let was_empty = q.is_empty();
+                                                q.extend_from_slice(line);
+                                                if was_empty {
+                                                    let _ = waker.wake();
+                                                }
+                                                true
+                                            }),
+                                        );
                                         self.monitors.push(idx);
                                     }
                                 }
@@ -421,10 +451,17 @@ impl Worker {
         if c.eof && drained && (c.end - c.start < c.need.max(1) || c.closing) {
             return Outcome::Close;
         }
-        if c.eof && drained {
-            again = true; // run what is still buffered after EOF
+        // Requests still buffered (held back by the budget, by output
+        // backpressure that has now cleared, or by EOF) need another turn.
+        let buffered = c.end - c.start;
+        if buffered > 0 && buffered >= c.need {
+            again = true;
         }
-        if drained && again { Outcome::Again } else { Outcome::Idle }
+        if drained && again {
+            Outcome::Again
+        } else {
+            Outcome::Idle
+        }
     }
 }
 

@@ -11,16 +11,35 @@ fn ok(args: &[&str]) -> Config {
 #[test]
 fn structural_errors_and_exit_codes() {
     let e = err(&["--bogus", "--help"]);
-    assert_eq!((e.code, e.stderr.as_str()), (1, "# Unknown program option --bogus\n"));
+    assert_eq!(
+        (e.code, e.stderr.as_str()),
+        (1, "# Unknown program option --bogus\n")
+    );
     assert_eq!(err(&["--help", "--bogus"]).code, 0);
-    assert!(err(&["--help"]).stdout.starts_with("Usage: pogocache [options]\n\nBasic options:\n"));
-    assert_eq!(err(&["--version", "-p", "abc"]).stdout, format!("pogocache {VERSION}\n"));
+    assert!(
+        err(&["--help"])
+            .stdout
+            .starts_with("Usage: pogocache [options]\n\nBasic options:\n")
+    );
+    assert_eq!(
+        err(&["--version", "-p", "abc"]).stdout,
+        format!("pogocache {VERSION}\n")
+    );
     assert_eq!(err(&["-p"]).stderr, "# Option -p missing value\n");
-    assert_eq!(err(&["--threads"]).stderr, "# Option --threads missing value\n");
+    assert_eq!(
+        err(&["--threads"]).stderr,
+        "# Option --threads missing value\n"
+    );
     assert_eq!(err(&["-p9401"]).stderr, "# Unknown program option -p9401\n");
-    assert_eq!(err(&["-p=9401"]).stderr, "# Unknown program option -p=9401\n");
+    assert_eq!(
+        err(&["-p=9401"]).stderr,
+        "# Unknown program option -p=9401\n"
+    );
     assert_eq!(err(&["-vvvv"]).stderr, "# Unknown program option -vvvv\n");
-    assert_eq!(err(&["--threads", "-p", "19402"]).stderr, "# Unknown program option 19402\n");
+    assert_eq!(
+        err(&["--threads", "-p", "19402"]).stderr,
+        "# Unknown program option 19402\n"
+    );
 }
 
 #[test]
@@ -30,12 +49,23 @@ fn ports() {
     }
     assert_eq!(ok(&["-p", "019405"]).port_text, "019405");
     for p in ["abc", "-1", "65536", "70000"] {
-        assert_eq!(err(&["-p", p]).stderr, "# Option --port is invalid\n", "{p}");
+        assert_eq!(
+            err(&["-p", p]).stderr,
+            "# Option --port is invalid\n",
+            "{p}"
+        );
     }
     let e = err(&["-p", "0"]);
-    assert_eq!(e.stdout, "Need to specify at least one valid port, tlsport or socket option\n");
+    assert_eq!(
+        e.stdout,
+        "Need to specify at least one valid port, tlsport or socket option\n"
+    );
     assert_eq!(ok(&["--port=", "-s", "/tmp/x.sock"]).port, None);
-    assert_eq!(ok(&["-p", "1", "-p", "19402"]).port, Some(19402), "last one wins");
+    assert_eq!(
+        ok(&["-p", "1", "-p", "19402"]).port,
+        Some(19402),
+        "last one wins"
+    );
 }
 
 #[test]
@@ -49,19 +79,37 @@ fn lenient_integers_and_clamps() {
     assert_eq!(ok(&["--backlog", "abc"]).backlog, 0);
     let (c, notes) = parse_args(&["--loadfactor", "abc", "--queuesize", "9999"]).unwrap();
     assert_eq!((c.loadfactor, c.queuesize), (55, 4096));
-    assert_eq!(notes, vec!["# loadfactor minumum set to 55", "# queuesize adjusted to 4096"]);
+    assert_eq!(
+        notes,
+        vec![
+            "# loadfactor minumum set to 55",
+            "# queuesize adjusted to 4096"
+        ]
+    );
 }
 
 #[test]
 fn yes_no_flags() {
-    assert_eq!(err(&["--evict", "maybe"]).stderr, "# Option --evict is invalid\n");
-    assert_eq!(err(&["--cas", "maybe"]).stderr, "# Option --usecas is invalid\n");
-    assert_eq!(err(&["--autosweep", "x"]).stderr, "# Option --autosweep is invalid\n");
+    assert_eq!(
+        err(&["--evict", "maybe"]).stderr,
+        "# Option --evict is invalid\n"
+    );
+    assert_eq!(
+        err(&["--cas", "maybe"]).stderr,
+        "# Option --usecas is invalid\n"
+    );
+    assert_eq!(
+        err(&["--autosweep", "x"]).stderr,
+        "# Option --autosweep is invalid\n"
+    );
     assert!(!ok(&["-M"]).evict);
     assert!(ok(&["--cas=yes"]).cas);
     assert!(!ok(&["--keysixpack", "no"]).sixpack);
     assert!(ok(&["--uring", "yes"]).port.is_some());
-    assert_eq!(err(&["--allocator", "nope"]).stderr, "# Option --allocator is invalid\n");
+    assert_eq!(
+        err(&["--allocator", "nope"]).stderr,
+        "# Option --allocator is invalid\n"
+    );
     assert_eq!(ok(&["-v"]).verbosity, 1);
     assert_eq!(ok(&["-vvv", "-v"]).verbosity, 1);
 }
@@ -81,7 +129,10 @@ fn maxmemory_grammar() {
         assert_eq!(parse_maxmemory(bad, sys), Err(()), "{bad}");
     }
     let e = err(&["--maxmemory", "10x"]);
-    assert!(e.stderr.starts_with("# Invalid maxmemory '10x'\nUsage: pogocache"));
+    assert!(
+        e.stderr
+            .starts_with("# Invalid maxmemory '10x'\nUsage: pogocache")
+    );
     assert_eq!(ok(&["-m", "100"]).maxmemory, Some(100 << 20));
     let c = ok(&["--maxmemory", "unlimited"]);
     assert_eq!((c.maxmemory, c.evict), (None, false));
@@ -100,6 +151,8 @@ fn human_sizes() {
 fn help_layout() {
     let h = help_text();
     assert!(h.contains("\n  -v,-vv,-vvv            verbose logging level          \n"));
-    assert!(h.contains("\n  -h hostname            listening host                 (default: 127.0.0.1)\n"));
+    assert!(h.contains(
+        "\n  -h hostname            listening host                 (default: 127.0.0.1)\n"
+    ));
     assert!(h.ends_with("\n\n"));
 }

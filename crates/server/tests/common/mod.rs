@@ -1,0 +1,80 @@
+//! Shared helpers for the black-box tests: start a server in-process on
+//! 127.0.0.1 port 0 (exactly as `main` does), talk raw bytes to it.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use pogocache_server::{Config, Server};
+
+pub fn config() -> Config {
+    Config {
+        threads: 2,
+        seed: Some(1),
+        port: Some(0),
+        ..Config::default()
+    }
+}
+
+pub fn start(c: Config) -> (Server, SocketAddr) {
+    let s = Server::start(c).expect("server starts");
+    let addr = s.local_addr().expect("tcp listener");
+    (s, addr)
+}
+
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    // A bound on how long a broken test can hang, not a synchronisation.
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// Reads exactly `n` bytes.
+pub fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut buf = vec![0; n];
+    s.read_exact(&mut buf)
+        .unwrap_or_else(|e| panic!("reading {n} bytes: {e}"));
+    buf
+}
+
+/// Sends `req` and asserts the reply is exactly `want`.
+pub fn exchange(s: &mut TcpStream, req: &[u8], want: &[u8]) {
+    s.write_all(req).unwrap();
+    let got = read_n(s, want.len());
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(want),
+        "request {:?}",
+        String::from_utf8_lossy(req)
+    );
+}
+
+/// Asserts the server closed the connection (EOF or reset, no bytes).
+pub fn assert_closed(s: &mut TcpStream) {
+    let mut b = [0u8; 64];
+    match s.read(&mut b) {
+        Ok(0) => {}
+        Ok(n) => panic!("expected close, got {:?}", String::from_utf8_lossy(&b[..n])),
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            ),
+            "expected close, got {e}"
+        ),
+    }
+}
+
+/// Encodes a RESP multibulk request.
+pub fn cmd(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
