@@ -21,7 +21,7 @@ pub struct Step {
 
 mod data {
     use super::{Session, Step};
-    include!("conformance_data.rs");
+    include!("data/conformance_resp.rs");
 }
 
 /// Puts our version where the capture had the reference's (`\0V\0`).

@@ -25,9 +25,9 @@ fn read(clock: libc::clockid_t) -> i64 {
     // SAFETY: `ts` is a valid, writable timespec; both clock ids exist on
     // every Linux kernel we support, so the call cannot fail.
     unsafe { libc::clock_gettime(clock, &mut ts) };
-    (ts.tv_sec as i64)
+    ts.tv_sec
         .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec as i64)
+        .saturating_add(ts.tv_nsec)
 }
 
 #[cfg(test)]

@@ -415,7 +415,7 @@ fn autosweep_fires_when_many_are_dead() {
         x ^= x << 17;
         x
     };
-    assert_eq!(st.autosweep(S, 4, rand.clone()), None);
+    assert_eq!(st.autosweep(S, 4, rand), None);
     assert_eq!(st.autosweep(3 * S, 4, rand).map(|s| s.swept), Some(400));
     assert_eq!(st.len(), 0);
 }

@@ -1,0 +1,73 @@
+//! The real binary: exit codes and messages of the CLI, the banner, and a
+//! clean stop on SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pogocache"))
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let o = bin().args(args).output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_version_and_errors() {
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("Usage: pogocache [options]\n"));
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!((code, out.starts_with("pogocache 1.3.1")), (0, true));
+    assert_eq!(run(&["--bogus"]), (1, String::new(), "# Unknown program option --bogus\n".into()));
+    assert_eq!(run(&["-p", "abc"]), (1, String::new(), "# Option --port is invalid\n".into()));
+    assert_eq!(run(&["--cas", "x"]), (1, String::new(), "# Option --usecas is invalid\n".into()));
+    let (code, out, _) = run(&["-p", "0"]);
+    assert_eq!((code, out.as_str()), (1, "Need to specify at least one valid port, tlsport or socket option\n"));
+    let (code, _, err) = run(&["-p", "0", "-s", "/nonexistent-dir/x/sock"]);
+    assert_eq!(code, 1, "gap A4: a clean exit 1, not abort");
+    assert!(err.contains("# bind(unix): /nonexistent-dir/x/sock"), "{err}");
+}
+
+#[test]
+fn serves_then_stops_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("pogocache-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("s.sock");
+    let mut child = bin()
+        .args(["-p", "0", "-s", sock.to_str().unwrap(), "--threads", "1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut banner = String::new();
+    // Wait for the ready line (the server's own signal, no sleeping).
+    loop {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "exited early: {banner}");
+        banner.push_str(&line);
+        if line == "* Ready to accept connections\n" {
+            break;
+        }
+    }
+    assert!(banner.starts_with("* Pogocache (pid: "));
+    assert!(banner.contains("* Network (port: none, unixsocket: "));
+    let mut c = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    c.write_all(b"PING\r\n").unwrap();
+    let mut b = [0u8; 7];
+    c.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"+PONG\r\n");
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(rest, "# Pogocache exiting now\n");
+    let _ = std::fs::remove_dir_all(dir);
+}
