@@ -24,14 +24,36 @@ fn help_version_and_errors() {
     assert!(out.starts_with("Usage: pogocache [options]\n"));
     let (code, out, _) = run(&["--version"]);
     assert_eq!((code, out.starts_with("pogocache 1.3.1")), (0, true));
-    assert_eq!(run(&["--bogus"]), (1, String::new(), "# Unknown program option --bogus\n".into()));
-    assert_eq!(run(&["-p", "abc"]), (1, String::new(), "# Option --port is invalid\n".into()));
-    assert_eq!(run(&["--cas", "x"]), (1, String::new(), "# Option --usecas is invalid\n".into()));
+    assert_eq!(
+        run(&["--bogus"]),
+        (
+            1,
+            String::new(),
+            "# Unknown program option --bogus\n".into()
+        )
+    );
+    assert_eq!(
+        run(&["-p", "abc"]),
+        (1, String::new(), "# Option --port is invalid\n".into())
+    );
+    assert_eq!(
+        run(&["--cas", "x"]),
+        (1, String::new(), "# Option --usecas is invalid\n".into())
+    );
     let (code, out, _) = run(&["-p", "0"]);
-    assert_eq!((code, out.as_str()), (1, "Need to specify at least one valid port, tlsport or socket option\n"));
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            1,
+            "Need to specify at least one valid port, tlsport or socket option\n"
+        )
+    );
     let (code, _, err) = run(&["-p", "0", "-s", "/nonexistent-dir/x/sock"]);
     assert_eq!(code, 1, "gap A4: a clean exit 1, not abort");
-    assert!(err.contains("# bind(unix): /nonexistent-dir/x/sock"), "{err}");
+    assert!(
+        err.contains("# bind(unix): /nonexistent-dir/x/sock"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -49,7 +71,10 @@ fn serves_then_stops_on_sigterm() {
     // Wait for the ready line (the server's own signal, no sleeping).
     loop {
         let mut line = String::new();
-        assert!(out.read_line(&mut line).unwrap() > 0, "exited early: {banner}");
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "exited early: {banner}"
+        );
         banner.push_str(&line);
         if line == "* Ready to accept connections\n" {
             break;

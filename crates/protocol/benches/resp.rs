@@ -9,8 +9,20 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("resp_parse");
     let limits = Limits::default();
     let cases: [(&str, &[u8]); 3] = [
-        ("get_multibulk", b"*2\r\n$3\r\nGET\r\n$12\r\nkey:00001234\r\n"),
-        ("set_multibulk_100B", [b"*3\r\n$3\r\nSET\r\n$12\r\nkey:00001234\r\n$100\r\n".as_slice(), &[b'x'; 100], b"\r\n"].concat().leak()),
+        (
+            "get_multibulk",
+            b"*2\r\n$3\r\nGET\r\n$12\r\nkey:00001234\r\n",
+        ),
+        (
+            "set_multibulk_100B",
+            [
+                b"*3\r\n$3\r\nSET\r\n$12\r\nkey:00001234\r\n$100\r\n".as_slice(),
+                &[b'x'; 100],
+                b"\r\n",
+            ]
+            .concat()
+            .leak(),
+        ),
         ("get_inline", b"GET key:00001234\r\n"),
     ];
     for (name, input) in cases {

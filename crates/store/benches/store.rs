@@ -31,16 +31,22 @@ fn bench(c: &mut Criterion) {
             black_box(&out);
         })
     });
-    g.bench_function("get_miss", |b| b.iter(|| black_box(store.get(b"missing-key", now, |e| e.is_some()))));
+    g.bench_function("get_miss", |b| {
+        b.iter(|| black_box(store.get(b"missing-key", now, |e| e.is_some())))
+    });
     g.bench_function("set_replace_100B", |b| {
         b.iter(|| {
             i = (i + 7919) % keys.len();
-            store.set(&keys[i], &value, &SetOptions::default(), now).unwrap()
+            store
+                .set(&keys[i], &value, &SetOptions::default(), now)
+                .unwrap()
         })
     });
     g.bench_function("set_new_then_delete", |b| {
         b.iter(|| {
-            store.set(b"fresh-key", &value, &SetOptions::default(), now).unwrap();
+            store
+                .set(b"fresh-key", &value, &SetOptions::default(), now)
+                .unwrap();
             store.delete(b"fresh-key", now)
         })
     });
