@@ -15,7 +15,8 @@ use pogocache_protocol::ArgView;
 use pogocache_store::{Expiry, SetOptions, glob};
 
 use crate::{
-    Ctx, GITHASH, Reply, Shared, VERSION, eq_ic, err, log, parse_i64_strict, parse_u64_strict, sys,
+    Ctx, GITHASH, Reply, Shared, VERSION, atoi, eq_ic, err, log, parse_i64_strict,
+    parse_u64_strict, sys,
 };
 
 /// `KEYS pattern`
@@ -302,22 +303,6 @@ pub fn stats<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
         out.bulk(name.as_bytes());
         out.bulk(value.as_bytes());
     }
-}
-
-/// C `atoi`: leading spaces, a sign, digits up to the first non-digit;
-/// anything else is 0.
-fn atoi(s: &[u8]) -> i64 {
-    let s = s.trim_ascii_start();
-    let (neg, digits) = match s.first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let mut v: i64 = 0;
-    for &c in digits.iter().take_while(|c| c.is_ascii_digit()) {
-        v = v.saturating_mul(10).saturating_add((c - b'0') as i64);
-    }
-    if neg { -v } else { v }
 }
 
 /// `DEBUG POPULATE count prefix size [min-max]` and `DEBUG DETACH`.

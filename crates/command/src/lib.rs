@@ -360,5 +360,22 @@ pub fn parse_u64_strict(s: &[u8]) -> Option<u64> {
 
 pub use pogocache_protocol::resp::parse_i64_strict;
 
+/// C `atoi`: leading whitespace, an optional sign, digits up to the first
+/// non-digit; anything else is 0 (saturating instead of overflowing).
+/// Used where Pogocache is lenient: numeric flags and DEBUG ranges.
+pub fn atoi(s: &[u8]) -> i64 {
+    let s = s.trim_ascii_start();
+    let (neg, digits) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let mut v: i64 = 0;
+    for &c in digits.iter().take_while(|c| c.is_ascii_digit()) {
+        v = v.saturating_mul(10).saturating_add((c - b'0') as i64);
+    }
+    if neg { -v } else { v }
+}
+
 #[cfg(test)]
 mod tests;

@@ -184,21 +184,9 @@ const VALUE_FLAGS: &[&str] = &[
 ];
 const SWITCHES: &[&str] = &["-v", "-vv", "-vvv", "-M"];
 
-/// C `atoi`: leading whitespace, optional sign, digits to the first
-/// non-digit; anything else is 0. Pogocache never rejects a malformed
-/// count, so neither do we.
+/// C `atoi` (Pogocache never rejects a malformed count, so neither do we).
 fn atoi(s: &str) -> i64 {
-    let s = s.trim_start();
-    let (neg, rest) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let mut v: i64 = 0;
-    for c in rest.bytes().take_while(|c| c.is_ascii_digit()) {
-        v = v.saturating_mul(10).saturating_add((c - b'0') as i64);
-    }
-    if neg { -v } else { v }
+    pogocache_command::atoi(s.as_bytes())
 }
 
 /// Strict port syntax: empty or 0 disables; otherwise the whole string
