@@ -138,11 +138,17 @@ pub fn flush<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
         }
         i += 1;
     }
+    flush_all(ctx.shared, asynchronous, delay);
+    out.ok()
+}
+
+/// Flushes now (sync) or from a detached thread after `delay` seconds
+/// (async), as FLUSHALL and memcache `flush_all` do.
+pub(crate) fn flush_all(shared: &Arc<Shared>, asynchronous: bool, delay: i64) {
     if !asynchronous {
-        run_flush(ctx.shared);
-        return out.ok();
+        return run_flush(shared);
     }
-    let shared = Arc::clone(ctx.shared);
+    let shared = Arc::clone(shared);
     if delay > 0 {
         log::line(format_args!(". flush scheduled in {delay} seconds"));
     }
@@ -150,7 +156,6 @@ pub fn flush<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
         std::thread::sleep(Duration::from_secs(delay as u64));
         run_flush(&shared);
     });
-    out.ok()
 }
 
 fn run_sweep(shared: &Shared, now: i64) {
@@ -252,6 +257,18 @@ pub fn stats<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
     if args.len() != 1 {
         return out.error(err::SYNTAX);
     }
+    let stats = stats_list(ctx);
+    out.array(stats.len());
+    for (name, value) in &stats {
+        out.array(2);
+        out.bulk(name.as_bytes());
+        out.bulk(value.as_bytes());
+    }
+}
+
+/// The 36 statistics as (name, value) pairs, shared by RESP `STATS` and
+/// memcache `stats`.
+pub(crate) fn stats_list(ctx: &Ctx<'_>) -> [(&'static str, String); 36] {
     let sh = ctx.shared;
     let t = sh.totals();
     let uptime = (ctx.now - sh.started + 500_000_000) / 1_000_000_000;
@@ -259,7 +276,7 @@ pub fn stats<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
     let (user, system) = sys::cpu_times_us();
     let rusage = |us: u64| format!("{}.{:06}", us / 1_000_000, us % 1_000_000);
     let n = |v: u64| v.to_string();
-    let stats: [(&str, String); 36] = [
+    [
         ("pid", n(std::process::id() as u64)),
         ("uptime", uptime.to_string()),
         ("time", time.to_string()),
@@ -296,13 +313,7 @@ pub fn stats<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
         ("bytes", n(sh.store.bytes() as u64)),
         ("curr_items", n(sh.store.len() as u64)),
         ("total_items", n(sh.store.total_inserts())),
-    ];
-    out.array(stats.len());
-    for (name, value) in &stats {
-        out.array(2);
-        out.bulk(name.as_bytes());
-        out.bulk(value.as_bytes());
-    }
+    ]
 }
 
 /// `DEBUG POPULATE count prefix size [min-max]` and `DEBUG DETACH`.

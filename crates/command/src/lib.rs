@@ -20,8 +20,10 @@
 
 mod admin;
 mod counters;
+pub mod http;
 mod keys;
 pub mod log;
+pub mod memcache;
 pub mod monitor;
 pub mod reply;
 mod session;
@@ -82,6 +84,10 @@ pub struct Settings {
     pub threads: usize,
     /// `--maxconns` (reported by STATS).
     pub maxconns: usize,
+    /// Memcache as Pogocache does it (`--mclegacy yes`): `noreply` still
+    /// replies, `decr` wraps below zero, `touch k 0` expires at once
+    /// (gaps D1, D6, D7). Off by default: memcached semantics.
+    pub mc_legacy: bool,
 }
 
 /// Everything shared by all workers. One per server.

@@ -38,7 +38,7 @@ pub fn select<R: Reply>(args: ArgView<'_>, out: &mut R) {
 
 /// Constant-time comparison, so response timing does not reveal how much
 /// of a password prefix was right.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -22,6 +22,8 @@
 //! ranges into the input buffer, or into the reused `Args` scratch buffer
 //! when the wire form needs unescaping (inline RESP).
 
+pub mod http;
+pub mod memcache;
 pub mod resp;
 pub mod sniff;
 

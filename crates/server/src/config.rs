@@ -52,6 +52,8 @@ pub struct Config {
     pub seed: Option<u64>,
     pub trackallocs: bool,
     pub exat_unix: bool,
+    /// `--mclegacy yes`: Pogocache's memcache quirks (see Settings).
+    pub mc_legacy: bool,
 }
 
 impl Default for Config {
@@ -90,6 +92,7 @@ impl Default for Config {
             seed: None,
             trackallocs: false,
             exat_unix: true,
+            mc_legacy: false,
         }
     }
 }
@@ -181,6 +184,7 @@ const VALUE_FLAGS: &[&str] = &[
     "--warmup",
     "--noticker",
     "--exatunix",
+    "--mclegacy",
 ];
 const SWITCHES: &[&str] = &["-v", "-vv", "-vvv", "-M"];
 
@@ -509,6 +513,7 @@ pub fn parse_args<S: AsRef<str>>(argv: &[S]) -> Result<(Config, Vec<String>), Ex
     c.quickack = yes_no("--quickack", "--quickack", false)?;
     c.sixpack = yes_no("--sixpack", "--sixpack", true)?;
     c.exat_unix = yes_no("--exatunix", "--exatunix", true)?;
+    c.mc_legacy = yes_no("--mclegacy", "--mclegacy", false)?;
     if let Some(l) = get("--loadfactor") {
         let l = atoi(l);
         c.loadfactor = if l < 55 {

@@ -77,6 +77,7 @@ impl Server {
             exat_unix: config.exat_unix,
             threads: config.threads,
             maxconns: config.maxconns,
+            mc_legacy: config.mc_legacy,
         };
         let shared = Arc::new(Shared::new(store, settings, config.threads));
         let stop = Arc::new(ticker::Stop::default());

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use mio::{Events, Interest, Poll, Token, Waker};
 use pogocache_command::{Action, Ctx, RespReply, Session, Shared, execute};
 use pogocache_protocol::sniff::{Proto, Sniff, sniff};
-use pogocache_protocol::{Args, Limits, Parsed, resp};
+use pogocache_protocol::{Args, Limits, Parsed, http, memcache, resp};
 
 use crate::config::Config;
 use crate::listener::Stream;
@@ -406,25 +406,63 @@ impl Worker {
                         c.closing = true;
                     }
                 },
-                // Memcache, HTTP and Postgres arrive with their own issues;
-                // until then answer as Pogocache does for requests it
-                // cannot serve.
-                Proto::Memcache => match memchr::memchr(b'\n', data) {
-                    Some(nl) => {
-                        c.out.extend_from_slice(b"ERROR\r\n");
-                        c.start += nl + 1;
+                Proto::Memcache => match memcache::parse(data) {
+                    memcache::Parsed::Done(n, req) => {
+                        let mut ctx = Ctx {
+                            shared: &self.shared,
+                            stats,
+                            now,
+                            session: &mut c.session,
+                            scratch: &mut self.scratch,
+                        };
+                        if pogocache_command::memcache::execute(&mut ctx, &req, &mut c.out)
+                            == Action::Close
+                        {
+                            c.closing = true;
+                        }
+                        c.need = 0;
+                        c.start += n;
                     }
-                    None => {
-                        c.need = data.len() + 1;
+                    memcache::Parsed::Incomplete { need } => {
+                        c.need = need;
                         break;
                     }
+                    memcache::Parsed::LineTooLong => {
+                        c.out.extend_from_slice(b"CLIENT_ERROR line too long\r\n");
+                        c.closing = true;
+                    }
                 },
-                Proto::Http => {
-                    c.out.extend_from_slice(
-                        b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 17\r\nConnection: Close\r\n\r\nNot Implemented\r\n",
-                    );
-                    c.closing = true;
-                }
+                Proto::Http => match http::parse(data) {
+                    http::Parsed::Done(n, req) => {
+                        let mut ctx = Ctx {
+                            shared: &self.shared,
+                            stats,
+                            now,
+                            session: &mut c.session,
+                            scratch: &mut self.scratch,
+                        };
+                        if pogocache_command::http::execute(&mut ctx, &req, &mut c.out)
+                            == Action::Close
+                        {
+                            c.closing = true;
+                        }
+                        c.need = 0;
+                        c.start += n;
+                    }
+                    http::Parsed::Incomplete { need } => {
+                        c.need = need;
+                        break;
+                    }
+                    http::Parsed::Invalid(r) => {
+                        if r == http::Reject::TooLarge {
+                            stats.store_too_large.incr();
+                        }
+                        let (code, reason) = r.status();
+                        let body = format!("{reason}\r\n");
+                        http::response(&mut c.out, code, reason, body.as_bytes(), false);
+                        c.closing = true;
+                    }
+                },
                 Proto::Postgres => c.closing = true,
             }
         }

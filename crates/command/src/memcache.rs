@@ -1,0 +1,337 @@
+//! Memcache command execution (spec `commands.md` §4, `protocols.md` §5).
+//!
+//! Owns: what each memcache verb does to the store and the memcache reply
+//! lines. Pogocache rewrites memcache requests into its shared commands
+//! (`get` → MGET, `incr` → UINCRBY ...); we run the same store operations
+//! directly with memcache's reply shapes, count the same stats, and feed
+//! MONITOR / `-vvv` with the translated names. Does not own: parsing
+//! (`pogocache_protocol::memcache`).
+//!
+//! Divergences from Pogocache, all toward memcached (docs/COMPATIBILITY.md):
+//! `noreply` is honoured, `decr` clamps at 0, `touch k 0` clears the TTL
+//! (all three restored by `--mclegacy yes`), `verbosity` answers OK, `gat`
+//! and `gats` work, and `NOT_FOUND` carries no stray NUL byte.
+
+use pogocache_protocol::memcache::{Error, Request, StoreVerb};
+use pogocache_protocol::{ArgView, Args};
+use pogocache_store::{
+    Cond, EntryRef, Expiry, SetOptions, SetOutcome, Side, StoreError, UpdateError,
+};
+
+use crate::{Action, Ctx, VERSION, admin, log, parse_u64_strict};
+
+const THIRTY_DAYS: i64 = 60 * 60 * 24 * 30;
+const NS: i64 = 1_000_000_000;
+
+/// Converts a memcache exptime to a store expiry: 0 never expires, a
+/// negative value is already expired, up to 30 days is relative, beyond
+/// that it is a Unix timestamp.
+fn expiry(ctx: &Ctx<'_>, e: i64) -> Expiry {
+    if e == 0 {
+        Expiry::Never
+    } else if e < 0 {
+        Expiry::At(ctx.now)
+    } else if e <= THIRTY_DAYS {
+        Expiry::At(ctx.now.saturating_add(e * NS))
+    } else {
+        let unix = pogocache_store::clock::wall_ns() / NS;
+        if e > unix {
+            Expiry::At(ctx.now.saturating_add((e - unix).saturating_mul(NS)))
+        } else {
+            Expiry::At(ctx.now)
+        }
+    }
+}
+
+fn value_line(out: &mut Vec<u8>, key: &[u8], e: EntryRef<'_>, with_cas: bool) {
+    let mut b = itoa::Buffer::new();
+    out.extend_from_slice(b"VALUE ");
+    out.extend_from_slice(key);
+    out.push(b' ');
+    out.extend_from_slice(b.format(e.flags()).as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(b.format(e.value().len()).as_bytes());
+    if with_cas {
+        out.push(b' ');
+        out.extend_from_slice(b.format(e.cas()).as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(e.value());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The translated command, for MONITOR and `-vvv` (only built when one of
+/// them is on).
+fn trace(ctx: &Ctx<'_>, req: &Request<'_>) {
+    let monitor = ctx.shared.monitor.active();
+    if !monitor && ctx.shared.settings.verbosity < 3 {
+        return;
+    }
+    let mut a = Args::new();
+    match *req {
+        Request::Get { keys, cas } | Request::Gat { keys, cas, .. } => {
+            a.push_owned(if cas { b"mgets" } else { b"mget" });
+            keys.iter().for_each(|k| a.push_owned(k));
+        }
+        Request::Store {
+            verb, key, value, ..
+        } => {
+            a.push_owned(match verb {
+                StoreVerb::Append => b"append",
+                StoreVerb::Prepend => b"prepend",
+                _ => b"set",
+            });
+            a.push_owned(key);
+            a.push_owned(value);
+        }
+        Request::Delete { key, .. } => [&b"del"[..], key].iter().for_each(|p| a.push_owned(p)),
+        Request::Incr { key, decr, .. } => [if decr { &b"udecrby"[..] } else { b"uincrby" }, key]
+            .iter()
+            .for_each(|p| a.push_owned(p)),
+        Request::Touch { key, .. } => [&b"expire"[..], key].iter().for_each(|p| a.push_owned(p)),
+        Request::FlushAll { .. } => a.push_owned(b"flushall"),
+        Request::Stats => a.push_owned(b"stats"),
+        Request::Version => a.push_owned(b"version"),
+        _ => return,
+    }
+    let view: ArgView<'_> = a.view(&[]);
+    if ctx.shared.settings.verbosity >= 3 {
+        log::command(view);
+    }
+    if monitor {
+        ctx.shared
+            .monitor
+            .feed(pogocache_store::clock::wall_ns(), &ctx.session.addr, view);
+    }
+}
+
+/// Runs one memcache request, appending the reply to `out`.
+pub fn execute(ctx: &mut Ctx<'_>, req: &Request<'_>, out: &mut Vec<u8>) -> Action {
+    if let Request::Invalid(e) = req {
+        if *e == Error::TooLarge {
+            ctx.stats.store_too_large.incr();
+        }
+        out.extend_from_slice(e.line());
+        return Action::Continue;
+    }
+    if !ctx.session.authed {
+        // Memcache has no way to authenticate (gap D9, kept).
+        ctx.stats.auth_cmds.incr();
+        ctx.stats.auth_errors.incr();
+        out.extend_from_slice(b"CLIENT_ERROR Authentication required\r\n");
+        return Action::Continue;
+    }
+    trace(ctx, req);
+    let legacy = ctx.shared.settings.mc_legacy;
+    // A reply line, unless the client asked for none.
+    let reply = |out: &mut Vec<u8>, noreply: bool, line: &[u8]| {
+        if !noreply || legacy {
+            out.extend_from_slice(line);
+        }
+    };
+    let store = &ctx.shared.store;
+    match *req {
+        Request::Get { keys, cas } => get(ctx, keys.iter(), cas, None, out),
+        Request::Gat { exptime, keys, cas } => {
+            let e = expiry(ctx, exptime);
+            get(ctx, keys.iter(), cas, Some(e), out)
+        }
+        Request::Store {
+            verb,
+            key,
+            flags,
+            exptime,
+            value,
+            cas,
+            noreply,
+        } => {
+            ctx.stats.cmd_set.incr();
+            let res = match verb {
+                StoreVerb::Append | StoreVerb::Prepend => {
+                    let side = if verb == StoreVerb::Append {
+                        Side::Append
+                    } else {
+                        Side::Prepend
+                    };
+                    store
+                        .append(key, value, side, false, ctx.now)
+                        .map(|r| match r {
+                            Some(_) => &b"STORED\r\n"[..],
+                            None => b"NOT_STORED\r\n",
+                        })
+                }
+                _ => {
+                    let opts = SetOptions {
+                        expiry: expiry(ctx, exptime),
+                        flags,
+                        cond: match verb {
+                            StoreVerb::Add => Cond::Nx,
+                            StoreVerb::Replace => Cond::Xx,
+                            _ => Cond::Always,
+                        },
+                        cas: (verb == StoreVerb::Cas).then_some(cas),
+                    };
+                    store.set(key, value, &opts, ctx.now).map(|o| match o {
+                        SetOutcome::Stored { .. } => &b"STORED\r\n"[..],
+                        SetOutcome::NotStored { existed: true } => b"EXISTS\r\n",
+                        SetOutcome::NotStored { existed: false } => b"NOT_FOUND\r\n",
+                    })
+                }
+            };
+            match res {
+                Ok(line) => reply(out, noreply, line),
+                Err(StoreError::OutOfMemory) => {
+                    ctx.stats.store_no_memory.incr();
+                    reply(out, noreply, b"SERVER_ERROR out of memory\r\n")
+                }
+                Err(StoreError::TooLarge) => {
+                    ctx.stats.store_too_large.incr();
+                    reply(out, noreply, b"SERVER_ERROR object too large for cache\r\n")
+                }
+            }
+        }
+        Request::Delete { key, noreply } => {
+            if store.delete(key, ctx.now) {
+                ctx.stats.delete_hits.incr();
+                reply(out, noreply, b"DELETED\r\n")
+            } else {
+                ctx.stats.delete_misses.incr();
+                reply(out, noreply, b"NOT_FOUND\r\n")
+            }
+        }
+        Request::Incr {
+            key,
+            delta,
+            decr,
+            noreply,
+        } => incr(ctx, key, delta, decr, noreply, out),
+        Request::Touch {
+            key,
+            exptime,
+            noreply,
+        } => {
+            let at = if legacy {
+                Some(ctx.now.saturating_add(exptime.saturating_mul(NS)))
+            } else {
+                match expiry(ctx, exptime) {
+                    Expiry::At(t) => Some(t),
+                    _ => None,
+                }
+            };
+            let line: &[u8] = if store.expire(key, at, ctx.now) {
+                b"TOUCHED\r\n"
+            } else {
+                b"NOT_FOUND\r\n"
+            };
+            reply(out, noreply, line)
+        }
+        Request::FlushAll { delay, noreply } => {
+            admin::flush_all(ctx.shared, delay > 0, delay);
+            reply(out, noreply, b"OK\r\n")
+        }
+        Request::Stats => {
+            for (name, value) in admin::stats_list(ctx) {
+                out.extend_from_slice(b"STAT ");
+                out.extend_from_slice(name.as_bytes());
+                out.push(b' ');
+                out.extend_from_slice(value.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b"END\r\n");
+        }
+        Request::Version => {
+            out.extend_from_slice(b"VERSION ");
+            out.extend_from_slice(VERSION.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        Request::Verbosity { noreply } => reply(out, noreply, b"OK\r\n"),
+        Request::Quit => return Action::Close,
+        Request::Invalid(_) => unreachable!("handled above"),
+    }
+    Action::Continue
+}
+
+/// `get`/`gets`, and `gat`/`gats` when `touch` carries the new expiry.
+fn get<'k>(
+    ctx: &mut Ctx<'_>,
+    keys: impl Iterator<Item = &'k [u8]>,
+    with_cas: bool,
+    touch: Option<Expiry>,
+    out: &mut Vec<u8>,
+) {
+    let (mut hits, mut misses) = (0, 0);
+    for key in keys {
+        if let Some(e) = touch {
+            let at = match e {
+                Expiry::At(t) => Some(t),
+                _ => None,
+            };
+            ctx.shared.store.expire(key, at, ctx.now);
+        }
+        let hit = ctx.shared.store.get(key, ctx.now, |e| match e {
+            Some(e) => {
+                value_line(out, key, e, with_cas);
+                true
+            }
+            None => false,
+        });
+        if hit { hits += 1 } else { misses += 1 }
+    }
+    out.extend_from_slice(b"END\r\n");
+    ctx.stats.cmd_get.add(hits + misses);
+    ctx.stats.get_hits.add(hits);
+    ctx.stats.get_misses.add(misses);
+}
+
+enum IncrFail {
+    Missing,
+    NotNumber,
+}
+
+/// `incr`/`decr`: unsigned 64-bit; incr wraps at 2^64 (as memcached);
+/// decr stops at 0 (memcached) or wraps (Pogocache, `--mclegacy yes`).
+fn incr(ctx: &mut Ctx<'_>, key: &[u8], delta: u64, decr: bool, noreply: bool, out: &mut Vec<u8>) {
+    let legacy = ctx.shared.settings.mc_legacy;
+    let res = ctx
+        .shared
+        .store
+        .update(key, ctx.now, ctx.scratch, |old, buf| {
+            let old = old.ok_or(IncrFail::Missing)?;
+            let cur = if old.is_empty() {
+                0
+            } else {
+                parse_u64_strict(old).ok_or(IncrFail::NotNumber)?
+            };
+            let new = match (decr, legacy) {
+                (false, _) => cur.wrapping_add(delta),
+                (true, true) => cur.wrapping_sub(delta),
+                (true, false) => cur.saturating_sub(delta),
+            };
+            buf.extend_from_slice(itoa::Buffer::new().format(new).as_bytes());
+            Ok((new, true))
+        });
+    let (hits, misses) = if decr {
+        (&ctx.stats.decr_hits, &ctx.stats.decr_misses)
+    } else {
+        (&ctx.stats.incr_hits, &ctx.stats.incr_misses)
+    };
+    let line: Vec<u8>;
+    let text: &[u8] = match res {
+        Ok(n) => {
+            hits.incr();
+            line = [itoa::Buffer::new().format(n).as_bytes(), b"\r\n"].concat();
+            &line
+        }
+        Err(UpdateError::Op(IncrFail::Missing)) => {
+            misses.incr();
+            b"NOT_FOUND\r\n"
+        }
+        Err(UpdateError::Op(IncrFail::NotNumber)) => {
+            b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
+        }
+        Err(UpdateError::Store(_)) => b"SERVER_ERROR object too large for cache\r\n",
+    };
+    if !noreply || legacy {
+        out.extend_from_slice(text);
+    }
+}

@@ -1,0 +1,376 @@
+//! Memcache text protocol: request parsing (spec `protocols.md` §5).
+//!
+//! Owns: line framing, single-space tokenising, key rules, numeric field
+//! validation, data-block framing, `noreply`, and the error lines a
+//! malformed request earns. Does not own: what the commands do (the
+//! command crate executes a [`Request`] against the store and writes the
+//! reply lines).
+//!
+//! Hand-written (hot path): a request is parsed in one pass over the line
+//! and borrows every key and value from the input buffer.
+
+use crate::resp::parse_i64_strict;
+
+/// Longest command line accepted (memcached refuses long lines too;
+/// Pogocache buffers without limit, gap B3).
+pub const MAX_LINE: usize = 1 << 20;
+/// Largest data block (`<bytes>`), as Pogocache.
+pub const MAX_DATA: i64 = 536_870_912;
+/// Longest key.
+pub const MAX_KEY: usize = 250;
+
+/// The storage verbs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreVerb {
+    Set,
+    Add,
+    Replace,
+    Append,
+    Prepend,
+    Cas,
+}
+
+/// A parse-level error; each is one reply line and the connection stays
+/// open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// `ERROR`: unknown verb, empty line, wrong token count.
+    Error,
+    /// `CLIENT_ERROR bad command line format`.
+    BadFormat,
+    /// `CLIENT_ERROR bad data chunk`: the data block was not followed by
+    /// `\r\n` (the whole block is skipped).
+    BadChunk,
+    /// `CLIENT_ERROR invalid numeric delta argument` (incr/decr).
+    BadDelta,
+    /// `CLIENT_ERROR value is not an integer or out of range` (touch).
+    BadInteger,
+    /// `CLIENT_ERROR invalid exptime argument` (gat/gats).
+    BadExptime,
+    /// `CLIENT_ERROR invalid delay argument` (flush_all).
+    BadDelay,
+    /// `CLIENT_ERROR syntax error` (stats with arguments).
+    Syntax,
+    /// Data length over the limit: `CLIENT_ERROR bad command line format`,
+    /// counted in `store_too_large`.
+    TooLarge,
+}
+
+impl Error {
+    /// The reply line, with its CRLF.
+    pub fn line(&self) -> &'static [u8] {
+        match self {
+            Error::Error => b"ERROR\r\n",
+            Error::BadFormat | Error::TooLarge => b"CLIENT_ERROR bad command line format\r\n",
+            Error::BadChunk => b"CLIENT_ERROR bad data chunk\r\n",
+            Error::BadDelta => b"CLIENT_ERROR invalid numeric delta argument\r\n",
+            Error::BadInteger => b"CLIENT_ERROR value is not an integer or out of range\r\n",
+            Error::BadExptime => b"CLIENT_ERROR invalid exptime argument\r\n",
+            Error::BadDelay => b"CLIENT_ERROR invalid delay argument\r\n",
+            Error::Syntax => b"CLIENT_ERROR syntax error\r\n",
+        }
+    }
+}
+
+/// Keys of a multi-key request, borrowed from the line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keys<'a>(&'a [u8]);
+
+impl<'a> Keys<'a> {
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.0.split(|&b| b == b' ')
+    }
+}
+
+/// One parsed request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request<'a> {
+    /// `get`/`gets` (`cas` = gets).
+    Get {
+        keys: Keys<'a>,
+        cas: bool,
+    },
+    /// `gat`/`gats <exptime> <key>+`.
+    Gat {
+        exptime: i64,
+        keys: Keys<'a>,
+        cas: bool,
+    },
+    Store {
+        verb: StoreVerb,
+        key: &'a [u8],
+        flags: u32,
+        exptime: i64,
+        value: &'a [u8],
+        cas: u64,
+        noreply: bool,
+    },
+    Delete {
+        key: &'a [u8],
+        noreply: bool,
+    },
+    Incr {
+        key: &'a [u8],
+        delta: u64,
+        decr: bool,
+        noreply: bool,
+    },
+    Touch {
+        key: &'a [u8],
+        exptime: i64,
+        noreply: bool,
+    },
+    FlushAll {
+        delay: i64,
+        noreply: bool,
+    },
+    Stats,
+    Version,
+    Verbosity {
+        noreply: bool,
+    },
+    Quit,
+    /// A malformed request and its reply line.
+    Invalid(Error),
+}
+
+/// Result of one parse attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parsed<'a> {
+    /// A request (or an error reply) that consumed `n` bytes.
+    Done(usize, Request<'a>),
+    /// Need at least this many buffered bytes.
+    Incomplete { need: usize },
+    /// The line exceeded [`MAX_LINE`]: reply `CLIENT_ERROR line too long`
+    /// and close.
+    LineTooLong,
+}
+
+/// A memcache key: 1–250 bytes, none ≤ 0x20 nor 0x7F.
+pub fn valid_key(k: &[u8]) -> bool {
+    !k.is_empty() && k.len() <= MAX_KEY && k.iter().all(|&b| b > 0x20 && b != 0x7f)
+}
+
+fn parse_u64(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || !s.iter().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in s {
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    Some(v)
+}
+
+/// Splits a line into single-space separated tokens (at most `N`; the
+/// count of all tokens is returned). A single trailing space does not
+/// make an empty token.
+fn tokens<'a, const N: usize>(line: &'a [u8], out: &mut [&'a [u8]; N]) -> usize {
+    let line = line.strip_suffix(b" ").unwrap_or(line);
+    if line.is_empty() {
+        return 0;
+    }
+    let mut n = 0;
+    for t in line.split(|&b| b == b' ') {
+        if n < N {
+            out[n] = t;
+        }
+        n += 1;
+    }
+    n
+}
+
+/// Parses one request from the front of `buf`.
+pub fn parse(buf: &[u8]) -> Parsed<'_> {
+    let Some(nl) = memchr::memchr(b'\n', buf) else {
+        if buf.len() > MAX_LINE {
+            return Parsed::LineTooLong;
+        }
+        return Parsed::Incomplete {
+            need: buf.len() + 1,
+        };
+    };
+    let line_len = nl + 1;
+    let line = &buf[..nl];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let done = |r| Parsed::Done(line_len, r);
+    let mut t: [&[u8]; 8] = [&[]; 8];
+    let n = tokens(line, &mut t);
+    if n == 0 {
+        return done(Request::Invalid(Error::Error));
+    }
+    // `noreply` is honoured when it is the last token.
+    let noreply = n > 1 && n <= t.len() && t[n - 1] == b"noreply";
+    let argc = if noreply { n - 1 } else { n };
+    let verb = t[0];
+    match verb {
+        b"get" | b"gets" => {
+            if argc < 2 {
+                return done(Request::Invalid(Error::Error));
+            }
+            let rest = line[verb.len() + 1..]
+                .strip_suffix(b" ")
+                .unwrap_or(&line[verb.len() + 1..]);
+            let keys = Keys(rest);
+            if !keys.iter().all(valid_key) {
+                return done(Request::Invalid(Error::BadFormat));
+            }
+            done(Request::Get {
+                keys,
+                cas: verb == b"gets",
+            })
+        }
+        b"gat" | b"gats" => {
+            if n < 3 {
+                return done(Request::Invalid(Error::Error));
+            }
+            let Some(exptime) = parse_i64_strict(t[1]) else {
+                return done(Request::Invalid(Error::BadExptime));
+            };
+            let start = verb.len() + 1 + t[1].len() + 1;
+            let rest = line[start..].strip_suffix(b" ").unwrap_or(&line[start..]);
+            let keys = Keys(rest);
+            if !keys.iter().all(valid_key) {
+                return done(Request::Invalid(Error::BadFormat));
+            }
+            done(Request::Gat {
+                exptime,
+                keys,
+                cas: verb == b"gats",
+            })
+        }
+        b"set" | b"add" | b"replace" | b"append" | b"prepend" | b"cas" => {
+            let verb = match verb {
+                b"set" => StoreVerb::Set,
+                b"add" => StoreVerb::Add,
+                b"replace" => StoreVerb::Replace,
+                b"append" => StoreVerb::Append,
+                b"prepend" => StoreVerb::Prepend,
+                _ => StoreVerb::Cas,
+            };
+            let want = if verb == StoreVerb::Cas { 6 } else { 5 };
+            if argc < want {
+                return done(Request::Invalid(Error::BadFormat));
+            }
+            if argc > want {
+                return done(Request::Invalid(Error::Error));
+            }
+            let key = t[1];
+            if !valid_key(key) {
+                return done(Request::Invalid(Error::BadFormat));
+            }
+            let flags = if t[2].is_empty() {
+                Some(0)
+            } else {
+                parse_i64_strict(t[2])
+            };
+            let Some(flags) = flags.filter(|&f| f >= 0) else {
+                return done(Request::Invalid(Error::BadFormat));
+            };
+            let Some(exptime) = parse_i64_strict(t[3]) else {
+                return done(Request::Invalid(Error::BadFormat));
+            };
+            let bytes = match parse_i64_strict(t[4]) {
+                Some(b) if (0..=MAX_DATA).contains(&b) => b as usize,
+                Some(b) if b > MAX_DATA => return done(Request::Invalid(Error::TooLarge)),
+                _ => return done(Request::Invalid(Error::BadFormat)),
+            };
+            let cas = if verb == StoreVerb::Cas {
+                match parse_u64(t[5]) {
+                    Some(c) => c,
+                    None => return done(Request::Invalid(Error::BadFormat)),
+                }
+            } else {
+                0
+            };
+            let total = line_len + bytes + 2;
+            if buf.len() < total {
+                return Parsed::Incomplete { need: total };
+            }
+            if &buf[line_len + bytes..total] != b"\r\n" {
+                return Parsed::Done(total, Request::Invalid(Error::BadChunk));
+            }
+            Parsed::Done(
+                total,
+                Request::Store {
+                    verb,
+                    key,
+                    flags: flags as u64 as u32,
+                    exptime,
+                    value: &buf[line_len..line_len + bytes],
+                    cas,
+                    noreply,
+                },
+            )
+        }
+        b"delete" => {
+            if argc < 2 {
+                return done(Request::Invalid(Error::Error));
+            }
+            // `delete <key> [0] [noreply]`: the legacy time must be 0.
+            if !valid_key(t[1]) || argc > 3 || (argc == 3 && t[2] != b"0") {
+                return done(Request::Invalid(Error::BadFormat));
+            }
+            done(Request::Delete { key: t[1], noreply })
+        }
+        b"incr" | b"decr" => {
+            if argc != 3 {
+                return done(Request::Invalid(Error::Error));
+            }
+            if !valid_key(t[1]) {
+                return done(Request::Invalid(Error::BadFormat));
+            }
+            let Some(delta) = parse_u64(t[2]) else {
+                return done(Request::Invalid(Error::BadDelta));
+            };
+            done(Request::Incr {
+                key: t[1],
+                delta,
+                decr: verb == b"decr",
+                noreply,
+            })
+        }
+        b"touch" => {
+            if argc != 3 {
+                return done(Request::Invalid(Error::Error));
+            }
+            if !valid_key(t[1]) {
+                return done(Request::Invalid(Error::BadFormat));
+            }
+            let Some(exptime) = parse_i64_strict(t[2]) else {
+                return done(Request::Invalid(Error::BadInteger));
+            };
+            done(Request::Touch {
+                key: t[1],
+                exptime,
+                noreply,
+            })
+        }
+        b"flush_all" => match argc {
+            1 => done(Request::FlushAll { delay: 0, noreply }),
+            2 => match parse_i64_strict(t[1]) {
+                Some(d) if (0..=31_536_000).contains(&d) => {
+                    done(Request::FlushAll { delay: d, noreply })
+                }
+                _ => done(Request::Invalid(Error::BadDelay)),
+            },
+            _ => done(Request::Invalid(Error::Error)),
+        },
+        b"stats" => done(if n == 1 {
+            Request::Stats
+        } else {
+            Request::Invalid(Error::Syntax)
+        }),
+        b"version" => done(Request::Version),
+        b"verbosity" => done(if argc <= 2 {
+            Request::Verbosity { noreply }
+        } else {
+            Request::Invalid(Error::Error)
+        }),
+        b"quit" => done(Request::Quit),
+        _ => done(Request::Invalid(Error::Error)),
+    }
+}
+
+#[cfg(test)]
+mod tests;
