@@ -524,3 +524,9 @@ mod model {
         }
     }
 }
+
+#[test]
+fn a_shard_is_one_cache_line() {
+    assert_eq!(size_of::<Slot>(), 64);
+    assert_eq!(align_of::<Slot>(), 64);
+}
