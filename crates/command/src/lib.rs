@@ -25,6 +25,7 @@ mod keys;
 pub mod log;
 pub mod memcache;
 pub mod monitor;
+pub mod postgres;
 pub mod reply;
 mod session;
 pub mod stats;
@@ -88,6 +89,8 @@ pub struct Settings {
     /// replies, `decr` wraps below zero, `touch k 0` expires at once
     /// (gaps D1, D6, D7). Off by default: memcached semantics.
     pub mc_legacy: bool,
+    /// How Postgres clients are asked for the `--auth` password.
+    pub pg_auth: postgres::PgAuth,
 }
 
 /// Everything shared by all workers. One per server.

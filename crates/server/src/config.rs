@@ -54,6 +54,8 @@ pub struct Config {
     pub exat_unix: bool,
     /// `--mclegacy yes`: Pogocache's memcache quirks (see Settings).
     pub mc_legacy: bool,
+    /// `--pgauth cleartext|md5`: how Postgres clients send `--auth`.
+    pub pg_auth: pogocache_command::postgres::PgAuth,
 }
 
 impl Default for Config {
@@ -93,6 +95,7 @@ impl Default for Config {
             trackallocs: false,
             exat_unix: true,
             mc_legacy: false,
+            pg_auth: Default::default(),
         }
     }
 }
@@ -514,6 +517,11 @@ pub fn parse_args<S: AsRef<str>>(argv: &[S]) -> Result<(Config, Vec<String>), Ex
     c.sixpack = yes_no("--sixpack", "--sixpack", true)?;
     c.exat_unix = yes_no("--exatunix", "--exatunix", true)?;
     c.mc_legacy = yes_no("--mclegacy", "--mclegacy", false)?;
+    c.pg_auth = match get("--pgauth") {
+        None | Some("cleartext") => pogocache_command::postgres::PgAuth::Cleartext,
+        Some("md5") => pogocache_command::postgres::PgAuth::Md5,
+        Some(_) => return Err(Exit::err("# Option --pgauth is invalid".into())),
+    };
     if let Some(l) = get("--loadfactor") {
         let l = atoi(l);
         c.loadfactor = if l < 55 {

@@ -78,6 +78,7 @@ impl Server {
             threads: config.threads,
             maxconns: config.maxconns,
             mc_legacy: config.mc_legacy,
+            pg_auth: config.pg_auth,
         };
         let shared = Arc::new(Shared::new(store, settings, config.threads));
         let stop = Arc::new(ticker::Stop::default());

@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
 use mio::{Events, Interest, Poll, Token, Waker};
+use pogocache_command::postgres::{PgSession, Step as PgStep};
 use pogocache_command::{Action, Ctx, RespReply, Session, Shared, execute};
 use pogocache_protocol::sniff::{Proto, Sniff, sniff};
 use pogocache_protocol::{Args, Limits, Parsed, http, memcache, resp};
@@ -77,6 +78,8 @@ struct Conn {
     closing: bool,
     scheduled: bool,
     monitor: Option<Arc<Mutex<Vec<u8>>>>,
+    /// Postgres session state, created on the first Postgres message.
+    pg: Option<Box<PgSession>>,
 }
 
 enum Outcome {
@@ -237,6 +240,7 @@ impl Worker {
                 closing: false,
                 scheduled: false,
                 monitor: None,
+                pg: None,
             });
             self.schedule(idx);
         }
@@ -463,7 +467,27 @@ impl Worker {
                         c.closing = true;
                     }
                 },
-                Proto::Postgres => c.closing = true,
+                Proto::Postgres => {
+                    let sess = c.pg.get_or_insert_with(Default::default);
+                    let mut ctx = Ctx {
+                        shared: &self.shared,
+                        stats,
+                        now,
+                        session: &mut c.session,
+                        scratch: &mut self.scratch,
+                    };
+                    match sess.step(&mut ctx, data, &mut c.out) {
+                        PgStep::Incomplete(need) => {
+                            c.need = need;
+                            break;
+                        }
+                        PgStep::Consumed(n) => {
+                            c.need = 0;
+                            c.start += n;
+                        }
+                        PgStep::Close => c.closing = true,
+                    }
+                }
             }
         }
         if c.start == c.end {
