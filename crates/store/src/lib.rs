@@ -745,19 +745,26 @@ impl Store {
 
     /// Visits every live entry, one shard at a time (each shard is locked
     /// while its entries are visited). Dead entries met are removed.
-    /// Used by KEYS and by snapshots.
+    /// Used by KEYS.
     pub fn for_each(&self, now: i64, mut f: impl FnMut(EntryRef<'_>)) {
-        let mut dead = Vec::new();
         for i in 0..self.shards.len() {
-            {
-                let mut s = self.lock_index(i);
-                s.sweep_into(now, &mut dead);
-                for e in s.table.iter() {
-                    f(EntryRef(e));
-                }
-            }
-            dead.clear();
+            self.for_each_in_shard(i, now, &mut f);
         }
+    }
+
+    /// Visits the live entries of shard `i` under its lock, removing dead
+    /// ones (freed after the lock is released). Snapshots use this to
+    /// write one block per shard without pausing the others.
+    pub fn for_each_in_shard(&self, i: usize, now: i64, mut f: impl FnMut(EntryRef<'_>)) {
+        let mut dead = Vec::new();
+        {
+            let mut s = self.lock_index(i);
+            s.sweep_into(now, &mut dead);
+            for e in s.table.iter() {
+                f(EntryRef(e));
+            }
+        }
+        drop(dead);
     }
 }
 
