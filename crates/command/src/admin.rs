@@ -7,6 +7,7 @@
 //! just the same and reply order is trivially preserved. Delayed and
 //! ASYNC forms run on a detached thread, as in Pogocache.
 
+use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -219,9 +220,10 @@ pub fn purge<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
     out.ok()
 }
 
-/// `SAVE [TO path] [FAST]` / `LOAD [FROM path] [FAST]`. The arguments are
-/// validated exactly as Pogocache does; the snapshot itself belongs to the
-/// persistence work and is refused with a clear error until it lands.
+/// `SAVE [TO path] [FAST]` / `LOAD [FROM path] [FAST]`: write a snapshot
+/// (crash-safe, see `pogocache_persist::save`) or merge one into the live
+/// data. They run on the calling worker, one shard lock at a time; `FAST`
+/// is accepted for compatibility.
 pub fn save_load<R: Reply>(
     ctx: &mut Ctx<'_>,
     args: ArgView<'_>,
@@ -245,11 +247,36 @@ pub fn save_load<R: Reply>(
             return out.error(err::SYNTAX);
         }
     }
-    if path.is_none() && ctx.shared.settings.persist.is_none() {
-        return out.error(err::PATH);
+    let path = match (path, &ctx.shared.settings.persist) {
+        (Some(p), _) => std::path::PathBuf::from(std::ffi::OsStr::from_bytes(p)),
+        (None, Some(p)) => p.clone(),
+        (None, None) => return out.error(err::PATH),
+    };
+    let t = Instant::now();
+    let store = &ctx.shared.store;
+    let ok = if what == "save" {
+        pogocache_persist::save(store, &path)
+            .map(|_| ())
+            .map_err(|e| format!("{}: {e}", path.display()))
+    } else {
+        pogocache_persist::load(store, &path, pogocache_persist::Recovery::Strict, |_| {})
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    match ok {
+        Ok(()) => {
+            log::line(format_args!(". {what} finished {:.3} secs", secs_since(t)));
+            out.ok()
+        }
+        Err(e) => {
+            log::line(format_args!(". {what} failed: {e}"));
+            out.error(if what == "save" {
+                b"save failed"
+            } else {
+                b"load failed"
+            })
+        }
     }
-    let msg = format!("ERR {what} is not supported by this build yet");
-    out.error(msg.as_bytes())
 }
 
 /// `STATS`: the 36 counters, in Pogocache's order.

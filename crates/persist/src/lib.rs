@@ -74,7 +74,10 @@ pub enum LoadErrorKind {
     BadHeadSize,
     MissingMagic,
     ShortRead,
-    BadCrc { expected: u32, actual: u32 },
+    BadCrc {
+        expected: u32,
+        actual: u32,
+    },
     BadCompressedBlock,
     BadBlock(&'static str),
 }
@@ -88,7 +91,10 @@ impl std::fmt::Display for LoadError {
             LoadErrorKind::MissingMagic => f.write_str("missing 'POGO' block header"),
             LoadErrorKind::ShortRead => f.write_str("short read (file truncated inside a block)"),
             LoadErrorKind::BadCrc { expected, actual } => {
-                write!(f, "bad crc (header says {expected:08x}, payload has {actual:08x})")
+                write!(
+                    f,
+                    "bad crc (header says {expected:08x}, payload has {actual:08x})"
+                )
             }
             LoadErrorKind::BadCompressedBlock => f.write_str("bad compressed block"),
             LoadErrorKind::BadBlock(why) => write!(f, "bad block ({why})"),
@@ -132,7 +138,14 @@ pub fn encode_block(payload: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Appends one record to a block payload.
-pub fn encode_record(out: &mut Vec<u8>, key: &[u8], value: &[u8], ttl_ns: u64, flags: u32, cas: u64) {
+pub fn encode_record(
+    out: &mut Vec<u8>,
+    key: &[u8],
+    value: &[u8],
+    ttl_ns: u64,
+    flags: u32,
+    cas: u64,
+) {
     out.push(0);
     put_varint(out, key.len() as u64);
     out.extend_from_slice(key);
@@ -187,7 +200,11 @@ pub fn save(store: &Store, path: &Path) -> io::Result<Stats> {
 }
 
 fn save_to(store: &Store, work: &Path) -> io::Result<Stats> {
-    let file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(work)?;
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(work)?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
     let mut st = Stats::default();
     let mut payload = Vec::new();
@@ -241,7 +258,9 @@ fn split_payload(payload: &[u8], base: usize) -> Vec<std::borrow::Cow<'_, [u8]>>
             }
         }
         if pos - start > BLOCK_TARGET && rec > start {
-            out.push(std::borrow::Cow::Owned([stamp, &payload[start..rec]].concat()));
+            out.push(std::borrow::Cow::Owned(
+                [stamp, &payload[start..rec]].concat(),
+            ));
             start = rec;
         }
     }
@@ -290,7 +309,11 @@ pub fn load(
     mode: Recovery,
     mut progress: impl FnMut(u64),
 ) -> Result<(Stats, Vec<LoadError>), LoadError> {
-    let err = |offset: u64, kind| LoadError { path: path.to_path_buf(), offset, kind };
+    let err = |offset: u64, kind| LoadError {
+        path: path.to_path_buf(),
+        offset,
+        kind,
+    };
     let file = File::open(path).map_err(|e| err(0, LoadErrorKind::Io(e)))?;
     // Streamed block by block: memory stays at one block, whatever the
     // file size.
@@ -313,7 +336,9 @@ pub fn load(
         } else if &header[..4] != MAGIC {
             Err(LoadErrorKind::MissingMagic)
         } else {
-            let le = |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+            let le = |i: usize| {
+                u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]])
+            };
             let clen = le(12) as usize;
             payload.clear();
             let got = (&mut r)
@@ -321,15 +346,21 @@ pub fn load(
                 .read_to_end(&mut payload)
                 .map_err(|e| err(at, LoadErrorKind::Io(e)))?;
             offset += (HEADER + got) as u64;
-            if got < clen { Err(LoadErrorKind::ShortRead) } else { decode_block(&header, &payload, &mut out) }
+            if got < clen {
+                Err(LoadErrorKind::ShortRead)
+            } else {
+                decode_block(&header, &payload, &mut out)
+            }
         };
         match result {
             Ok(()) => {
                 st.bytes = offset;
-                load_payload(store, &out, &mut st).map_err(|why| err(at, LoadErrorKind::BadBlock(why)))?;
+                load_payload(store, &out, &mut st)
+                    .map_err(|why| err(at, LoadErrorKind::BadBlock(why)))?;
             }
             Err(kind) => {
-                let truncated = matches!(kind, LoadErrorKind::BadHeadSize | LoadErrorKind::ShortRead);
+                let truncated =
+                    matches!(kind, LoadErrorKind::BadHeadSize | LoadErrorKind::ShortRead);
                 if mode == Recovery::Strict {
                     return Err(err(at, kind));
                 }
@@ -342,7 +373,9 @@ pub fn load(
                     // Resynchronise on the next `POGO`.
                     offset = at + 1;
                     let carry = header[1..].to_vec();
-                    match find_magic(&mut r, &carry).map_err(|e| err(offset, LoadErrorKind::Io(e)))? {
+                    match find_magic(&mut r, &carry)
+                        .map_err(|e| err(offset, LoadErrorKind::Io(e)))?
+                    {
                         None => break,
                         Some((skip, rest)) => {
                             // The rest of a damaged file is read whole:
@@ -350,8 +383,11 @@ pub fn load(
                             // corruption.
                             offset += skip;
                             let mut tail = rest;
-                            r.read_to_end(&mut tail).map_err(|e| err(offset, LoadErrorKind::Io(e)))?;
-                            return load_rest(store, path, mode, tail, offset, st, skipped, progress);
+                            r.read_to_end(&mut tail)
+                                .map_err(|e| err(offset, LoadErrorKind::Io(e)))?;
+                            return load_rest(
+                                store, path, mode, tail, offset, st, skipped, progress,
+                            );
                         }
                     }
                 }
@@ -378,7 +414,11 @@ fn load_rest(
     mut skipped: Vec<LoadError>,
     mut progress: impl FnMut(u64),
 ) -> Result<(Stats, Vec<LoadError>), LoadError> {
-    let err = |offset: u64, kind| LoadError { path: path.to_path_buf(), offset, kind };
+    let err = |offset: u64, kind| LoadError {
+        path: path.to_path_buf(),
+        offset,
+        kind,
+    };
     let mut pos = 0usize;
     let mut out = Vec::new();
     let mut last_tick = Instant::now();
@@ -398,18 +438,24 @@ fn load_rest(
         };
         match result {
             Ok(len) => {
-                load_payload(store, &out, &mut st).map_err(|why| err(at, LoadErrorKind::BadBlock(why)))?;
+                load_payload(store, &out, &mut st)
+                    .map_err(|why| err(at, LoadErrorKind::BadBlock(why)))?;
                 pos += len;
             }
             Err(kind) => {
                 let _ = mode;
-                let truncated = matches!(kind, LoadErrorKind::BadHeadSize | LoadErrorKind::ShortRead);
+                let truncated =
+                    matches!(kind, LoadErrorKind::BadHeadSize | LoadErrorKind::ShortRead);
                 st.skipped_blocks += 1;
                 skipped.push(err(at, kind));
                 if truncated {
                     break;
                 }
-                pos = b[1..].windows(4).position(|w| w == MAGIC).map(|p| pos + 1 + p).unwrap_or(data.len());
+                pos = b[1..]
+                    .windows(4)
+                    .position(|w| w == MAGIC)
+                    .map(|p| pos + 1 + p)
+                    .unwrap_or(data.len());
             }
         }
         if last_tick.elapsed().as_secs() >= 1 {
@@ -460,11 +506,15 @@ fn find_magic(r: &mut impl Read, carry: &[u8]) -> io::Result<Option<(u64, Vec<u8
 /// Verifies and decompresses one block (its 16-byte header and
 /// compressed payload) into `out`.
 fn decode_block(header: &[u8], payload: &[u8], out: &mut Vec<u8>) -> Result<(), LoadErrorKind> {
-    let le = |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+    let le =
+        |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
     let (crc, ulen) = (le(4), le(8) as usize);
     let actual = crc32fast::hash(payload);
     if actual != crc {
-        return Err(LoadErrorKind::BadCrc { expected: crc, actual });
+        return Err(LoadErrorKind::BadCrc {
+            expected: crc,
+            actual,
+        });
     }
     if ulen > MAX_BLOCK {
         return Err(LoadErrorKind::BadCompressedBlock);
@@ -491,10 +541,14 @@ fn load_payload(store: &Store, p: &[u8], st: &mut Stats) -> Result<(), &'static 
         }
         pos += 1;
         let klen = get_varint(p, &mut pos).ok_or("bad key length")? as usize;
-        let key = p.get(pos..pos.checked_add(klen).ok_or("bad key length")?).ok_or("bad key")?;
+        let key = p
+            .get(pos..pos.checked_add(klen).ok_or("bad key length")?)
+            .ok_or("bad key")?;
         pos += klen;
         let vlen = get_varint(p, &mut pos).ok_or("bad value length")? as usize;
-        let value = p.get(pos..pos.checked_add(vlen).ok_or("bad value length")?).ok_or("bad value")?;
+        let value = p
+            .get(pos..pos.checked_add(vlen).ok_or("bad value length")?)
+            .ok_or("bad value")?;
         pos += vlen;
         let ttl = get_varint(p, &mut pos).ok_or("bad ttl")?;
         let flags = get_varint(p, &mut pos).ok_or("bad flags")?;
@@ -515,7 +569,11 @@ fn load_payload(store: &Store, p: &[u8], st: &mut Stats) -> Result<(), &'static 
             }
             Expiry::At(now.saturating_add(left))
         };
-        let opts = SetOptions { expiry, flags: flags as u32, ..Default::default() };
+        let opts = SetOptions {
+            expiry,
+            flags: flags as u32,
+            ..Default::default()
+        };
         if store.set(key, value, &opts, now).is_ok() {
             st.entries += 1;
         }

@@ -6,7 +6,11 @@ use super::*;
 use pogocache_store::Config;
 
 fn store() -> Store {
-    Store::new(Config { shards: 8, seed: Some(1), ..Config::default() })
+    Store::new(Config {
+        shards: 8,
+        seed: Some(1),
+        ..Config::default()
+    })
 }
 
 fn tmpdir(name: &str) -> PathBuf {
@@ -17,7 +21,9 @@ fn tmpdir(name: &str) -> PathBuf {
 }
 
 fn get(st: &Store, k: &[u8]) -> Option<(Vec<u8>, u32)> {
-    st.get(k, clock::monotonic_ns(), |e| e.map(|e| (e.value().to_vec(), e.flags())))
+    st.get(k, clock::monotonic_ns(), |e| {
+        e.map(|e| (e.value().to_vec(), e.flags()))
+    })
 }
 
 const FIXTURE: &[u8] = include_bytes!("../tests/fixtures/pogocache-set-a-b.pogo");
@@ -43,7 +49,10 @@ fn pogocache_fixture_loads() {
     assert_eq!(get(&st, b"a"), Some((b"b".to_vec(), 0)));
     // An empty file is an empty snapshot.
     fs::write(&p, b"").unwrap();
-    assert_eq!(load(&st, &p, Recovery::Strict, |_| {}).unwrap().0.entries, 0);
+    assert_eq!(
+        load(&st, &p, Recovery::Strict, |_| {}).unwrap().0.entries,
+        0
+    );
 }
 
 #[test]
@@ -55,26 +64,46 @@ fn round_trip_keeps_values_flags_and_ttls() {
     for i in 0..1000u32 {
         let opts = SetOptions {
             flags: i,
-            expiry: if i % 2 == 0 { Expiry::At(now + 100_000_000_000) } else { Expiry::Never },
+            expiry: if i % 2 == 0 {
+                Expiry::At(now + 100_000_000_000)
+            } else {
+                Expiry::Never
+            },
             ..Default::default()
         };
-        a.set(format!("k{i}").as_bytes(), &i.to_le_bytes().repeat(i as usize % 50), &opts, now).unwrap();
+        a.set(
+            format!("k{i}").as_bytes(),
+            &i.to_le_bytes().repeat(i as usize % 50),
+            &opts,
+            now,
+        )
+        .unwrap();
     }
-    a.set(b"bin\x00\xff", b"\x00\xff\r\n", &SetOptions::default(), now).unwrap();
+    a.set(b"bin\x00\xff", b"\x00\xff\r\n", &SetOptions::default(), now)
+        .unwrap();
     let saved = save(&a, &p).unwrap();
     assert_eq!(saved.entries, 1001);
     let mode = fs::metadata(&p).unwrap().permissions();
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
     let b = store();
     let (st, _) = load(&b, &p, Recovery::Strict, |_| {}).unwrap();
     assert_eq!(st.entries, 1001);
     for i in (0..1000u32).step_by(37) {
         let k = format!("k{i}");
-        assert_eq!(get(&b, k.as_bytes()), Some((i.to_le_bytes().repeat(i as usize % 50), i)));
+        assert_eq!(
+            get(&b, k.as_bytes()),
+            Some((i.to_le_bytes().repeat(i as usize % 50), i))
+        );
         let ttl = b.ttl_ns(k.as_bytes(), clock::monotonic_ns()).unwrap();
         if i % 2 == 0 {
             let left = ttl.unwrap();
-            assert!((90_000_000_000..=100_000_000_000).contains(&left), "ttl {left}");
+            assert!(
+                (90_000_000_000..=100_000_000_000).contains(&left),
+                "ttl {left}"
+            );
         } else {
             assert_eq!(ttl, None);
         }
@@ -124,11 +153,17 @@ fn corrupted_byte_is_reported_with_its_offset() {
     let e = load(&store(), &p, Recovery::Strict, |_| {}).unwrap_err();
     assert_eq!(e.offset, 0);
     assert!(matches!(e.kind, LoadErrorKind::BadCrc { .. }));
-    assert!(e.to_string().contains("snap.db: at offset 0: bad crc"), "{e}");
+    assert!(
+        e.to_string().contains("snap.db: at offset 0: bad crc"),
+        "{e}"
+    );
     // Skip mode keeps the good block.
     let st = store();
     let (stats, skipped) = load(&st, &p, Recovery::Skip, |_| {}).unwrap();
-    assert_eq!((stats.entries, stats.skipped_blocks, skipped.len()), (1, 1, 1));
+    assert_eq!(
+        (stats.entries, stats.skipped_blocks, skipped.len()),
+        (1, 1, 1)
+    );
     assert_eq!(get(&st, b"k2"), Some((b"v2".to_vec(), 0)));
     // A damaged header is skipped by resynchronising on the next block.
     let mut file = two_block_file();
@@ -152,7 +187,13 @@ fn truncated_file_is_detected() {
         fs::write(&p, &file[..cut]).unwrap();
         let e = load(&store(), &p, Recovery::Strict, |_| {}).unwrap_err();
         assert_eq!(e.offset, (file.len() / 2) as u64);
-        assert!(matches!(e.kind, LoadErrorKind::ShortRead | LoadErrorKind::BadHeadSize), "{e}");
+        assert!(
+            matches!(
+                e.kind,
+                LoadErrorKind::ShortRead | LoadErrorKind::BadHeadSize
+            ),
+            "{e}"
+        );
         let st = store();
         let (stats, skipped) = load(&st, &p, Recovery::Skip, |_| {}).unwrap();
         assert_eq!((stats.entries, skipped.len()), (1, 1));
@@ -175,17 +216,32 @@ fn only_our_own_stale_work_files_are_removed() {
 fn big_shards_split_into_several_blocks() {
     let d = tmpdir("split");
     let p = d.join("snap.db");
-    let st = Store::new(Config { shards: 1, ..Config::default() });
+    let st = Store::new(Config {
+        shards: 1,
+        ..Config::default()
+    });
     let v = vec![7u8; 100_000];
     for i in 0..100u32 {
-        st.set(&i.to_le_bytes(), &v, &SetOptions::default(), clock::monotonic_ns()).unwrap();
+        st.set(
+            &i.to_le_bytes(),
+            &v,
+            &SetOptions::default(),
+            clock::monotonic_ns(),
+        )
+        .unwrap();
     }
     save(&st, &p).unwrap();
     let data = fs::read(&p).unwrap();
     let blocks = data.windows(4).filter(|w| w == MAGIC).count();
     assert!(blocks >= 2, "{blocks} blocks");
-    let b = Store::new(Config { shards: 4, ..Config::default() });
-    assert_eq!(load(&b, &p, Recovery::Strict, |_| {}).unwrap().0.entries, 100);
+    let b = Store::new(Config {
+        shards: 4,
+        ..Config::default()
+    });
+    assert_eq!(
+        load(&b, &p, Recovery::Strict, |_| {}).unwrap().0.entries,
+        100
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use pogocache_server::{Server, config};
+use pogocache_server::{Config, Server, config};
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
@@ -33,14 +33,10 @@ fn main() -> ExitCode {
     for n in &notes {
         println!("{n}");
     }
-    // Features that arrive with later work are refused loudly rather than
-    // silently ignored: a user passing --persist expects data to survive.
+    // TLS arrives with later work; refuse it loudly rather than serve
+    // plain text to someone who asked for encryption.
     if cfg.tlsport.is_some() {
         eprintln!("# TLS (--tlsport) is not supported by this build yet");
-        return ExitCode::from(1);
-    }
-    if cfg.persist.is_some() {
-        eprintln!("# Persistence (--persist) is not supported by this build yet");
         return ExitCode::from(1);
     }
     // Block the stop signals in every thread; the main thread takes them
@@ -49,14 +45,17 @@ fn main() -> ExitCode {
     for line in cfg.banner() {
         println!("{line}");
     }
-    let server = match Server::start(cfg) {
+    let persist = cfg.persist.clone();
+    let server = match Server::start(Config {
+        log_startup: true,
+        ..cfg
+    }) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(1);
         }
     };
-    println!("* Network listener established");
     println!("* Ready to accept connections");
     let _ = std::io::stdout().flush();
     wait_for(&signals);
@@ -67,7 +66,20 @@ fn main() -> ExitCode {
         println!("# Pogocache exiting now");
         std::process::exit(0);
     });
+    let shared = server.shared().clone();
+    // Stop serving first, so the final snapshot holds every acknowledged
+    // write (Pogocache saves while still serving, gap H8).
+    if let Some(path) = &persist {
+        println!("* Saving data to {}, please wait...", path.display());
+        let _ = std::io::stdout().flush();
+    }
     server.shutdown();
+    if let Some(path) = &persist
+        && let Err(e) = pogocache_persist::save(&shared.store, path)
+    {
+        println!("# Save failed: {e}");
+        return ExitCode::from(1);
+    }
     println!("# Pogocache exiting now");
     ExitCode::SUCCESS
 }

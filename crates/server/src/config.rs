@@ -56,6 +56,14 @@ pub struct Config {
     pub mc_legacy: bool,
     /// `--pgauth cleartext|md5`: how Postgres clients send `--auth`.
     pub pg_auth: pogocache_command::postgres::PgAuth,
+    /// `--saveinterval secs`: periodic background snapshots to
+    /// `--persist` (0 = only at shutdown, as Pogocache).
+    pub save_interval: u64,
+    /// `--recover strict|skip`: what a damaged `--persist` file does at
+    /// startup.
+    pub recover: pogocache_persist::Recovery,
+    /// Print the startup lines (listener, loading) as the binary does.
+    pub log_startup: bool,
 }
 
 impl Default for Config {
@@ -96,6 +104,9 @@ impl Default for Config {
             exat_unix: true,
             mc_legacy: false,
             pg_auth: Default::default(),
+            save_interval: 0,
+            recover: Default::default(),
+            log_startup: false,
         }
     }
 }
@@ -188,6 +199,10 @@ const VALUE_FLAGS: &[&str] = &[
     "--noticker",
     "--exatunix",
     "--mclegacy",
+    "--pgauth",
+    "--saveinterval",
+    "--recover",
+    "--authfile",
 ];
 const SWITCHES: &[&str] = &["-v", "-vv", "-vvv", "-M"];
 
@@ -317,11 +332,29 @@ pub fn help_text() -> String {
         "maximum connections",
         Some("1024"),
     );
+    line(
+        &mut s,
+        "--saveinterval secs",
+        "background save interval",
+        Some("0 (off)"),
+    );
+    line(
+        &mut s,
+        "--recover strict/skip",
+        "on a damaged persist file",
+        Some("strict"),
+    );
     s.push_str("\nSecurity options:\n");
     line(
         &mut s,
         "--auth passwd",
         "auth token or password",
+        Some("none"),
+    );
+    line(
+        &mut s,
+        "--authfile path",
+        "read --auth from a file",
         Some("none"),
     );
     line(&mut s, "--tlsport port", "enable tls on port", Some("none"));
@@ -588,6 +621,20 @@ pub fn parse_args<S: AsRef<str>>(argv: &[S]) -> Result<(Config, Vec<String>), Ex
         .filter(|s| !s.is_empty())
         .map(PathBuf::from);
     c.auth = get("--auth").unwrap_or_default().to_string();
+    if let Some(f) = get("--authfile") {
+        // For container secrets: the password is the file's first line.
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| Exit::err(format!("# Option --authfile: cannot read {f}: {e}")))?;
+        c.auth = text.lines().next().unwrap_or_default().to_string();
+    }
+    if let Some(v) = get("--saveinterval") {
+        c.save_interval = atoi(v).max(0) as u64;
+    }
+    c.recover = match get("--recover") {
+        None | Some("strict") => pogocache_persist::Recovery::Strict,
+        Some("skip") => pogocache_persist::Recovery::Skip,
+        Some(_) => return Err(Exit::err("# Option --recover is invalid".into())),
+    };
     c.tlscert = get("--tlscert").map(PathBuf::from);
     c.tlskey = get("--tlskey").map(PathBuf::from);
     c.tlscacert = get("--tlscacert").map(PathBuf::from);

@@ -84,6 +84,13 @@ impl Server {
         let stop = Arc::new(ticker::Stop::default());
         let listeners = listener::bind(&config)?;
         let local_addr = listeners.local_addr();
+        if config.log_startup {
+            println!("* Network listener established");
+        }
+        // Load before serving: connections wait in the accept backlog.
+        if let Some(path) = &config.persist {
+            persist_startup(&shared, path, config.recover, config.log_startup)?;
+        }
         let unix_path = config.unixsocket.clone();
 
         let mut threads = Vec::new();
@@ -100,6 +107,12 @@ impl Server {
         threads.push(spawn("acceptor".into(), move || acceptor.run())?);
         let t = ticker::Ticker::new(shared.clone(), stop.clone(), &config);
         threads.push(spawn("ticker".into(), move || t.run())?);
+        if let (Some(path), secs @ 1..) = (config.persist.clone(), config.save_interval) {
+            let (shared, stop) = (shared.clone(), stop.clone());
+            threads.push(spawn("saver".into(), move || {
+                ticker::saver(&shared, &stop, &path, secs)
+            })?);
+        }
         Ok(Server {
             shared,
             stop,
@@ -133,6 +146,73 @@ impl Server {
             let _ = std::fs::remove_file(p);
         }
     }
+}
+
+/// `--persist` at startup: refuse a missing directory (Pogocache exits 0,
+/// gap A5), remove this path's stale work files, then load the snapshot
+/// if there is one, logging progress. A damaged file stops the start
+/// (`--recover strict`) or is loaded past its damage and then renamed
+/// aside so that no later save overwrites it silently (`skip`).
+fn persist_startup(
+    shared: &Shared,
+    path: &std::path::Path,
+    mode: pogocache_persist::Recovery,
+    log: bool,
+) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    if let Err(e) = std::fs::read_dir(dir) {
+        return Err(io::Error::new(
+            e.kind(),
+            format!("# opendir: {}: {e}", dir.display()),
+        ));
+    }
+    for removed in pogocache_persist::remove_stale_work_files(path)? {
+        println!("# deleted work file {}", removed.display());
+    }
+    if !path.exists() {
+        return Ok(());
+    }
+    if log {
+        println!("* Loading data from {}, please wait...", path.display());
+    }
+    let t = std::time::Instant::now();
+    let progress = |n: u64| {
+        println!(
+            ". loading {}: {n} entries so far ({:.0}s)",
+            path.display(),
+            t.elapsed().as_secs_f64()
+        )
+    };
+    let (st, skipped) = pogocache_persist::load(&shared.store, path, mode, progress)
+        .map_err(|e| io::Error::other(format!("# Load failed: {e}")))?;
+    let secs = t.elapsed().as_secs_f64().max(1e-9);
+    let mb = st.bytes as f64 / (1024.0 * 1024.0);
+    if log {
+        println!(
+            "* Loaded {} entries ({} expired) ({mb:.3} MB in {secs:.3} secs) ({:.0} entries/sec, {:.0} MB/sec) ",
+            st.entries,
+            st.expired,
+            (st.entries + st.expired) as f64 / secs,
+            mb / secs
+        );
+    }
+    if !skipped.is_empty() {
+        for e in &skipped {
+            println!("# Skipped damaged data: {e}");
+        }
+        let unix = pogocache_store::clock::wall_ns() / 1_000_000_000;
+        let mut aside = path.as_os_str().to_os_string();
+        aside.push(format!(".bad-{unix}"));
+        std::fs::rename(path, &aside)?;
+        println!(
+            "# Kept the damaged snapshot as {}",
+            std::path::Path::new(&aside).display()
+        );
+    }
+    Ok(())
 }
 
 fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {

@@ -114,3 +114,28 @@ impl Ticker {
         }
     }
 }
+
+/// `--saveinterval`: snapshots `path` every `secs` seconds until stopped.
+/// Each save is crash-safe (work file, fsync, rename), so a kill at any
+/// moment leaves the previous good snapshot.
+pub fn saver(shared: &Shared, stop: &Stop, path: &std::path::Path, secs: u64) {
+    while !stop.wait(Duration::from_secs(secs)) {
+        let t = std::time::Instant::now();
+        match pogocache_persist::save(&shared.store, path) {
+            Ok(st) => {
+                if shared.settings.verbosity >= 1 {
+                    log::line(format_args!(
+                        ". background save finished {:.3} secs ({} entries, {} bytes)",
+                        t.elapsed().as_secs_f64(),
+                        st.entries,
+                        st.bytes
+                    ));
+                }
+            }
+            Err(e) => log::line(format_args!(
+                "# Background save to {} failed: {e}",
+                path.display()
+            )),
+        }
+    }
+}

@@ -156,3 +156,41 @@ fn help_layout() {
     ));
     assert!(h.ends_with("\n\n"));
 }
+
+#[test]
+fn our_own_flags() {
+    let c = ok(&[
+        "--pgauth",
+        "md5",
+        "--saveinterval",
+        "30",
+        "--recover=skip",
+        "--mclegacy",
+        "yes",
+        "--exatunix",
+        "no",
+    ]);
+    assert_eq!(c.pg_auth, pogocache_command::postgres::PgAuth::Md5);
+    assert_eq!(
+        (c.save_interval, c.mc_legacy, c.exat_unix),
+        (30, true, false)
+    );
+    assert_eq!(c.recover, pogocache_persist::Recovery::Skip);
+    assert_eq!(
+        err(&["--pgauth", "scram"]).stderr,
+        "# Option --pgauth is invalid\n"
+    );
+    assert_eq!(
+        err(&["--recover", "maybe"]).stderr,
+        "# Option --recover is invalid\n"
+    );
+    let f = std::env::temp_dir().join(format!("pogocache-authfile-{}", std::process::id()));
+    std::fs::write(&f, "s3cret\n").unwrap();
+    assert_eq!(ok(&["--authfile", f.to_str().unwrap()]).auth, "s3cret");
+    let _ = std::fs::remove_file(&f);
+    assert!(
+        err(&["--authfile", "/nonexistent/secret"])
+            .stderr
+            .starts_with("# Option --authfile: cannot read /nonexistent/secret")
+    );
+}
