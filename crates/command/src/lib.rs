@@ -91,6 +91,9 @@ pub struct Settings {
     pub mc_legacy: bool,
     /// How Postgres clients are asked for the `--auth` password.
     pub pg_auth: postgres::PgAuth,
+    /// TLS is configured: a Postgres SSLRequest is answered `S` and the
+    /// connection upgraded.
+    pub tls: bool,
 }
 
 /// Everything shared by all workers. One per server.

@@ -89,6 +89,9 @@ pub enum Step {
     Consumed(usize),
     /// Close after flushing what was written.
     Close,
+    /// Consumed this many bytes of an SSLRequest answered `S`: switch the
+    /// connection to TLS once the `S` is sent.
+    StartTls(usize),
 }
 
 /// Records a command's reply so it can be rendered as rows.
@@ -213,6 +216,14 @@ impl PgSession {
             Framed::Done(n, f) => (n, f),
         };
         let keep = match frame {
+            // SSLRequest with TLS configured: upgrade (an extension; plain
+            // Pogocache answers `N`).
+            Frame::Startup {
+                code: 80_877_103, ..
+            } if ctx.shared.settings.tls && matches!(self.stage, Stage::Startup) => {
+                out.push(b'S');
+                return Step::StartTls(n);
+            }
             Frame::Startup { code, payload } => self.startup(ctx, code, payload, out),
             Frame::Message { kind, body } => match self.stage {
                 Stage::Ready => self.message(ctx, kind, body, out),

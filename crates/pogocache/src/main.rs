@@ -33,12 +33,6 @@ fn main() -> ExitCode {
     for n in &notes {
         println!("{n}");
     }
-    // TLS arrives with later work; refuse it loudly rather than serve
-    // plain text to someone who asked for encryption.
-    if cfg.tlsport.is_some() {
-        eprintln!("# TLS (--tlsport) is not supported by this build yet");
-        return ExitCode::from(1);
-    }
     // Block the stop signals in every thread; the main thread takes them
     // synchronously with sigwait.
     let signals = stop_signals();

@@ -35,6 +35,7 @@
 pub mod config;
 mod listener;
 mod ticker;
+mod tls;
 mod worker;
 
 use std::io;
@@ -55,6 +56,7 @@ pub struct Server {
     threads: Vec<JoinHandle<()>>,
     wakers: Vec<Arc<mio::Waker>>,
     local_addr: Option<SocketAddr>,
+    tls_addr: Option<SocketAddr>,
     unix_path: Option<PathBuf>,
 }
 
@@ -79,10 +81,24 @@ impl Server {
             maxconns: config.maxconns,
             mc_legacy: config.mc_legacy,
             pg_auth: config.pg_auth,
+            tls: config.tlsport.is_some(),
         };
         let shared = Arc::new(Shared::new(store, settings, config.threads));
         let stop = Arc::new(ticker::Stop::default());
+        let tls = match (config.tlsport, &config.tlscert, &config.tlskey) {
+            (None, _, _) => None,
+            (Some(_), Some(cert), Some(key)) => Some(
+                tls::server_config(cert, key, config.tlscacert.as_deref())
+                    .map_err(io::Error::other)?,
+            ),
+            (Some(_), _, _) => {
+                return Err(io::Error::other(
+                    "# tls: --tlsport needs both --tlscert and --tlskey",
+                ));
+            }
+        };
         let listeners = listener::bind(&config)?;
+        let tls_addr = listeners.tls_addr();
         let local_addr = listeners.local_addr();
         if config.log_startup {
             println!("* Network listener established");
@@ -97,7 +113,7 @@ impl Server {
         let mut handles = Vec::new();
         let mut wakers = Vec::new();
         for id in 0..config.threads.max(1) {
-            let w = worker::Worker::new(id, shared.clone(), &config, stop.clone())?;
+            let w = worker::Worker::new(id, shared.clone(), &config, stop.clone(), tls.clone())?;
             handles.push(w.handle());
             wakers.push(w.handle().waker.clone());
             threads.push(spawn(format!("worker-{id}"), move || w.run())?);
@@ -119,6 +135,7 @@ impl Server {
             threads,
             wakers,
             local_addr,
+            tls_addr,
             unix_path,
         })
     }
@@ -126,6 +143,11 @@ impl Server {
     /// The bound TCP address (useful with port 0).
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.local_addr
+    }
+
+    /// The bound TLS address, with `--tlsport`.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// Shared state: the store, stats and settings.

@@ -58,11 +58,16 @@ impl io::Write for Stream {
 pub struct Listeners {
     tcp: Option<TcpListener>,
     unix: Option<UnixListener>,
+    tls: Option<TcpListener>,
 }
 
 impl Listeners {
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.tcp.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().and_then(|l| l.local_addr().ok())
     }
 }
 
@@ -82,40 +87,46 @@ fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))
 }
 
+fn bind_tcp(c: &Config, port: u16, port_text: &str) -> io::Result<TcpListener> {
+    let addr = resolve(&c.host, port).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("# getaddrinfo: {e}: {}:{port_text}", c.host),
+        )
+    })?;
+    let ctx = |what: &str, e: io::Error| {
+        io::Error::new(
+            e.kind(),
+            format!("# {what}(tcp): {}:{port_text}: {e}", c.host),
+        )
+    };
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .map_err(|e| ctx("socket", e))?;
+    sock.set_reuse_address(true)
+        .map_err(|e| ctx("setsockopt", e))?;
+    if c.reuseport {
+        sock.set_reuse_port(true)
+            .map_err(|e| ctx("setsockopt", e))?;
+    }
+    sock.bind(&addr.into()).map_err(|e| ctx("bind", e))?;
+    sock.listen(c.backlog).map_err(|e| ctx("listen", e))?;
+    sock.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(sock.into()))
+}
+
 /// Binds every configured listener. Errors carry Pogocache's messages.
 pub fn bind(c: &Config) -> io::Result<Listeners> {
     let tcp = match c.port {
         None => None,
-        Some(port) => {
-            let addr = resolve(&c.host, port).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("# getaddrinfo: {e}: {}:{}", c.host, c.port_text),
-                )
-            })?;
-            let ctx = |what: &str, e: io::Error| {
-                io::Error::new(
-                    e.kind(),
-                    format!("# {what}(tcp): {}:{}: {e}", c.host, c.port_text),
-                )
-            };
-            let sock = socket2::Socket::new(
-                socket2::Domain::for_address(addr),
-                socket2::Type::STREAM,
-                None,
-            )
-            .map_err(|e| ctx("socket", e))?;
-            sock.set_reuse_address(true)
-                .map_err(|e| ctx("setsockopt", e))?;
-            if c.reuseport {
-                sock.set_reuse_port(true)
-                    .map_err(|e| ctx("setsockopt", e))?;
-            }
-            sock.bind(&addr.into()).map_err(|e| ctx("bind", e))?;
-            sock.listen(c.backlog).map_err(|e| ctx("listen", e))?;
-            sock.set_nonblocking(true)?;
-            Some(TcpListener::from_std(sock.into()))
-        }
+        Some(port) => Some(bind_tcp(c, port, &c.port_text)?),
+    };
+    let tls = match c.tlsport {
+        None => None,
+        Some(port) => Some(bind_tcp(c, port, &port.to_string())?),
     };
     let unix = match &c.unixsocket {
         None => None,
@@ -126,12 +137,13 @@ pub fn bind(c: &Config) -> io::Result<Listeners> {
             })?)
         }
     };
-    Ok(Listeners { tcp, unix })
+    Ok(Listeners { tcp, unix, tls })
 }
 
 const TCP: Token = Token(0);
 const UNIX: Token = Token(1);
 const STOP: Token = Token(2);
+const TLS: Token = Token(3);
 
 pub struct Acceptor {
     poll: Poll,
@@ -159,6 +171,9 @@ impl Acceptor {
         }
         if let Some(l) = &mut listeners.unix {
             poll.registry().register(l, UNIX, Interest::READABLE)?;
+        }
+        if let Some(l) = &mut listeners.tls {
+            poll.registry().register(l, TLS, Interest::READABLE)?;
         }
         let waker = Arc::new(Waker::new(poll.registry(), STOP)?);
         Ok(Acceptor {
@@ -191,7 +206,8 @@ impl Acceptor {
             for ev in events.iter() {
                 match ev.token() {
                     STOP => return,
-                    TCP => self.accept_tcp(),
+                    TCP => self.accept_tcp(false),
+                    TLS => self.accept_tcp(true),
                     UNIX => self.accept_unix(),
                     _ => {}
                 }
@@ -199,9 +215,14 @@ impl Acceptor {
         }
     }
 
-    fn accept_tcp(&mut self) {
+    fn accept_tcp(&mut self, tls: bool) {
         loop {
-            let Some(l) = &self.listeners.tcp else { return };
+            let listener = if tls {
+                &self.listeners.tls
+            } else {
+                &self.listeners.tcp
+            };
+            let Some(l) = listener else { return };
             match l.accept() {
                 Ok((s, addr)) => {
                     let _ = s.set_nodelay(self.tcpnodelay);
@@ -216,7 +237,7 @@ impl Acceptor {
                     if self.quickack {
                         set_quickack(&s);
                     }
-                    self.hand_off(Stream::Tcp(s), addr.to_string());
+                    self.hand_off(Stream::Tcp(s), addr.to_string(), tls);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
@@ -238,7 +259,7 @@ impl Acceptor {
                 return;
             };
             match l.accept() {
-                Ok((s, _)) => self.hand_off(Stream::Unix(s), "unixsocket".into()),
+                Ok((s, _)) => self.hand_off(Stream::Unix(s), "unixsocket".into(), false),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(_) => {
                     std::thread::sleep(Duration::from_millis(10));
@@ -248,7 +269,7 @@ impl Acceptor {
         }
     }
 
-    fn hand_off(&mut self, stream: Stream, addr: String) {
+    fn hand_off(&mut self, stream: Stream, addr: String, tls: bool) {
         let conns = &self.shared.conns;
         if conns.curr.load(Relaxed) >= self.maxconns {
             conns.rejected.fetch_add(1, Relaxed);
@@ -259,7 +280,7 @@ impl Acceptor {
         conns.total.fetch_add(1, Relaxed);
         let w = &self.workers[self.next % self.workers.len()];
         self.next = self.next.wrapping_add(1);
-        w.send(stream, addr);
+        w.send(stream, addr, tls);
     }
 }
 

@@ -23,6 +23,7 @@ use pogocache_protocol::{Args, Limits, Parsed, http, memcache, resp};
 use crate::config::Config;
 use crate::listener::Stream;
 use crate::ticker::Stop;
+use crate::tls::{self, Tls};
 
 /// Commands one connection may run per loop turn before yielding to the
 /// other ready connections on this thread.
@@ -46,15 +47,17 @@ const WAKER: Token = Token(usize::MAX);
 #[derive(Clone)]
 pub struct WorkerHandle {
     pub waker: Arc<Waker>,
-    inbox: Arc<Mutex<Vec<(Stream, String)>>>,
+    inbox: Arc<Mutex<Vec<(Stream, String, bool)>>>,
 }
 
 impl WorkerHandle {
-    pub fn send(&self, stream: Stream, addr: String) {
+    /// Hands over an accepted connection (`tls_port`: it came in on
+    /// `--tlsport`).
+    pub fn send(&self, stream: Stream, addr: String, tls_port: bool) {
         self.inbox
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push((stream, addr));
+            .push((stream, addr, tls_port));
         let _ = self.waker.wake();
     }
 }
@@ -80,6 +83,9 @@ struct Conn {
     monitor: Option<Arc<Mutex<Vec<u8>>>>,
     /// Postgres session state, created on the first Postgres message.
     pg: Option<Box<PgSession>>,
+    tls: Tls,
+    /// Switch to TLS once the pending output (a Postgres `S`) is sent.
+    tls_after_flush: bool,
 }
 
 enum Outcome {
@@ -102,6 +108,7 @@ pub struct Worker {
     scratch: Vec<u8>,
     next_id: u64,
     queuesize: usize,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Worker {
@@ -110,6 +117,7 @@ impl Worker {
         shared: Arc<Shared>,
         config: &Config,
         stop: Arc<Stop>,
+        tls: Option<Arc<rustls::ServerConfig>>,
     ) -> io::Result<Worker> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -130,6 +138,7 @@ impl Worker {
             scratch: Vec::new(),
             next_id: (id as u64) << 48,
             queuesize: config.queuesize,
+            tls,
         })
     }
 
@@ -201,7 +210,7 @@ impl Worker {
 
     fn take_new_connections(&mut self) {
         let new = std::mem::take(&mut *self.handle.inbox.lock().unwrap_or_else(|e| e.into_inner()));
-        for (mut stream, addr) in new {
+        for (mut stream, addr, tls_port) in new {
             let idx = self.free.pop().unwrap_or_else(|| {
                 self.conns.push(None);
                 self.conns.len() - 1
@@ -241,6 +250,8 @@ impl Worker {
                 scheduled: false,
                 monitor: None,
                 pg: None,
+                tls: if tls_port { Tls::Sniff } else { Tls::Off },
+                tls_after_flush: false,
             });
             self.schedule(idx);
         }
@@ -289,33 +300,83 @@ impl Worker {
 
         // Read.
         if !c.eof && !c.closing && c.out.len() - c.wpos < OUT_HIGH {
-            loop {
-                let buffered = c.end - c.start;
-                if buffered >= READ_CAP.max(c.need) {
+            let cap = READ_CAP.max(c.need);
+            if let Tls::On(t) = &mut c.tls {
+                match tls::pull(t, &mut c.stream, &mut c.inbuf, c.start, &mut c.end, cap) {
+                    Ok(tls::Pulled::Ok) => {}
+                    Ok(tls::Pulled::Eof) => c.eof = true,
+                    Err(_) => return Outcome::Close,
+                }
+                if c.end - c.start >= cap {
                     again = true;
-                    break;
                 }
-                if c.end == c.inbuf.len() {
-                    make_room(c);
-                }
-                let space = c.inbuf.len() - c.end;
-                match c.stream.read(&mut c.inbuf[c.end..]) {
-                    Ok(0) => {
-                        c.eof = true;
+            } else {
+                loop {
+                    let buffered = c.end - c.start;
+                    if buffered >= cap {
+                        again = true;
                         break;
                     }
-                    Ok(n) => {
-                        c.end += n;
-                        // A short read drained the socket: new data will
-                        // raise a fresh edge, so skip the EAGAIN round trip
-                        // (a third of all syscalls under pipelined load).
-                        if n < space {
+                    if c.end == c.inbuf.len() {
+                        make_room(c);
+                    }
+                    let space = c.inbuf.len() - c.end;
+                    match c.stream.read(&mut c.inbuf[c.end..]) {
+                        Ok(0) => {
+                            c.eof = true;
                             break;
                         }
+                        Ok(n) => {
+                            c.end += n;
+                            // A short read drained the socket: new data will
+                            // raise a fresh edge, so skip the EAGAIN round trip
+                            // (a third of all syscalls under pipelining).
+                            if n < space {
+                                break;
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => return Outcome::Close,
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => return Outcome::Close,
+                }
+            }
+        }
+
+        // The TLS port: a ClientHello starts TLS; a Postgres SSLRequest
+        // gets `S` first.
+        if let Tls::Sniff = c.tls {
+            let Some(config) = &self.tls else {
+                return Outcome::Close;
+            };
+            match tls::sniff(&c.inbuf[c.start..c.end]) {
+                tls::SniffResult::NeedMore if c.eof => return Outcome::Close,
+                tls::SniffResult::NeedMore => {}
+                tls::SniffResult::Reject => return Outcome::Close,
+                tls::SniffResult::PgSslRequest => {
+                    c.start += 8;
+                    c.out.push(b'S');
+                    c.tls_after_flush = true;
+                    c.tls = Tls::Off;
+                }
+                tls::SniffResult::Handshake => {
+                    let Ok(mut t) = tls::start(config) else {
+                        return Outcome::Close;
+                    };
+                    let mut hello = &c.inbuf[c.start..c.end];
+                    while !hello.is_empty() {
+                        if t.read_tls(&mut hello).is_err() {
+                            return Outcome::Close;
+                        }
+                    }
+                    if t.process_new_packets().is_err() {
+                        let _ = t.write_tls(&mut c.stream);
+                        return Outcome::Close;
+                    }
+                    c.start = 0;
+                    c.end = 0;
+                    c.tls = Tls::On(t);
+                    again = true;
                 }
             }
         }
@@ -323,7 +384,11 @@ impl Worker {
         // Execute.
         let mut budget = BUDGET;
         let stats = &self.shared.workers[self.id];
-        while !c.closing && c.out.len() - c.wpos < OUT_HIGH {
+        while !c.closing
+            && !c.tls_after_flush
+            && !matches!(c.tls, Tls::Sniff)
+            && c.out.len() - c.wpos < OUT_HIGH
+        {
             let data = &c.inbuf[c.start..c.end];
             if data.is_empty() || data.len() < c.need {
                 break;
@@ -486,6 +551,11 @@ impl Worker {
                             c.start += n;
                         }
                         PgStep::Close => c.closing = true,
+                        PgStep::StartTls(n) => {
+                            c.start += n;
+                            c.tls_after_flush = true;
+                            break;
+                        }
                     }
                 }
             }
@@ -499,17 +569,37 @@ impl Worker {
         }
 
         // Write.
-        while c.wpos < c.out.len() {
-            match c.stream.write(&c.out[c.wpos..]) {
-                Ok(0) => return Outcome::Close,
-                Ok(n) => c.wpos += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+        let drained = if let Tls::On(t) = &mut c.tls {
+            match tls::push(t, &mut c.stream, &c.out, &mut c.wpos) {
+                Ok(done) => done,
                 Err(_) => return Outcome::Close,
             }
-        }
-        let drained = c.wpos == c.out.len();
+        } else {
+            while c.wpos < c.out.len() {
+                match c.stream.write(&c.out[c.wpos..]) {
+                    Ok(0) => return Outcome::Close,
+                    Ok(n) => c.wpos += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return Outcome::Close,
+                }
+            }
+            c.wpos == c.out.len()
+        };
         if drained {
+            // The `S` of a Postgres SSLRequest is out in plain text: the
+            // client's ClientHello comes next.
+            if c.tls_after_flush {
+                c.tls_after_flush = false;
+                match &self.tls {
+                    Some(config) => match tls::start(config) {
+                        Ok(t) => c.tls = Tls::On(t),
+                        Err(_) => return Outcome::Close,
+                    },
+                    None => return Outcome::Close,
+                }
+                again = true;
+            }
             c.out.clear();
             c.wpos = 0;
             if c.out.capacity() > SHRINK_OVER {

@@ -265,3 +265,37 @@ fn stats_count_this_connection_and_commands() {
     assert!(text.contains("$10\r\nget_misses\r\n$1\r\n1\r\n"), "{text}");
     srv.shutdown();
 }
+
+#[test]
+fn nothing_runs_before_auth_on_any_protocol() {
+    let (srv, addr) = start(Config {
+        auth: "pw".into(),
+        ..config()
+    });
+    let mut r = connect(addr);
+    exchange(
+        &mut r,
+        &cmd(&[b"SET", b"a", b"resp"]),
+        b"-NOAUTH Authentication required.\r\n",
+    );
+    let mut m = connect(addr);
+    exchange(
+        &mut m,
+        b"set b 0 0 1\r\nx\r\n",
+        b"CLIENT_ERROR Authentication required\r\n",
+    );
+    let mut h = connect(addr);
+    exchange(
+        &mut h,
+        b"PUT /c HTTP/1.0\r\nContent-Length: 1\r\n\r\nx",
+        b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 14\r\nConnection: Close\r\n\r\nUnauthorized\r\n",
+    );
+    exchange(&mut r, &cmd(&[b"AUTH", b"pw"]), b"+OK\r\n");
+    exchange(
+        &mut r,
+        &cmd(&[b"MGET", b"a", b"b", b"c"]),
+        b"*3\r\n$-1\r\n$-1\r\n$-1\r\n",
+    );
+    assert_eq!(srv.shared().store.len(), 0);
+    srv.shutdown();
+}
