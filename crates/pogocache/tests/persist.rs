@@ -112,6 +112,22 @@ fn restart_round_trip_for_every_protocol() {
         "{}",
         String::from_utf8_lossy(&reply)
     );
+    // Postgres: startup, then a simple query.
+    let mut pg = conn(&r);
+    pg.write_all(b"\x00\x00\x00\x1b\x00\x03\x00\x00user\x00u\x00database\x00d\x00\x00")
+        .unwrap();
+    let mut seen = Vec::new();
+    while !seen.ends_with(b"Z\x00\x00\x00\x05I") {
+        seen.extend(talk(&mut pg, b"", 1));
+    }
+    let q = b"SET pgk 'from pg' EX 700\x00";
+    let mut msg = vec![b'Q'];
+    msg.extend_from_slice(&((q.len() + 4) as u32).to_be_bytes());
+    msg.extend_from_slice(q);
+    assert_eq!(
+        talk(&mut pg, &msg, 17),
+        b"C\x00\x00\x00\nSET 1\x00Z\x00\x00\x00\x05I"
+    );
     let (code, rest) = stop(r);
     assert_eq!(code, 0, "{rest}");
     assert_eq!(
@@ -124,7 +140,7 @@ fn restart_round_trip_for_every_protocol() {
 
     let r = start(&dir, &args).unwrap();
     assert!(
-        r.log.contains("* Loaded 3 entries (0 expired)"),
+        r.log.contains("* Loaded 4 entries (0 expired)"),
         "{}",
         r.log
     );
@@ -137,6 +153,8 @@ fn restart_round_trip_for_every_protocol() {
         String::from_utf8_lossy(&ttl)
     );
     assert_eq!(talk(&mut c, b"TTL web\r\n", 6), b":499\r\n");
+    assert_eq!(talk(&mut c, b"GET pgk\r\n", 13), b"$7\r\nfrom pg\r\n");
+    assert_eq!(talk(&mut c, b"TTL pgk\r\n", 6), b":699\r\n");
     let mut m = conn(&r);
     assert_eq!(
         talk(&mut m, b"get mc\r\n", 27),
@@ -145,7 +163,7 @@ fn restart_round_trip_for_every_protocol() {
     assert_eq!(talk(&mut c, b"SAVE\r\n", 5), b"+OK\r\n");
     assert_eq!(talk(&mut c, b"FLUSHALL\r\n", 5), b"+OK\r\n");
     assert_eq!(talk(&mut c, b"LOAD\r\n", 5), b"+OK\r\n");
-    assert_eq!(talk(&mut c, b"DBSIZE\r\n", 4), b":3\r\n");
+    assert_eq!(talk(&mut c, b"DBSIZE\r\n", 4), b":4\r\n");
     assert_eq!(
         talk(&mut c, b"LOAD FROM /nonexistent/x.db\r\n", 14),
         b"-load failed\r\n"

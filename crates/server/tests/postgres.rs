@@ -298,3 +298,72 @@ fn psql_when_installed() {
     assert_eq!(run("MGET first last"), "first|Tom\nlast|Anderson\n");
     srv.shutdown();
 }
+
+pub struct Session {
+    #[allow(dead_code)]
+    pub name: &'static str,
+    #[allow(dead_code)]
+    pub auth: bool,
+    pub steps: &'static [Step],
+}
+
+pub struct Step {
+    pub send: &'static [u8],
+    pub reply: &'static [u8],
+    pub closed: bool,
+}
+
+mod data {
+    use super::{Session, Step};
+    include!("data/conformance_pg.rs");
+}
+
+/// The reply of a step whose capture holds the reference's version
+/// string, rebuilt with ours (its length fields change with it).
+fn versioned(send: &[u8]) -> Vec<u8> {
+    use pogocache_protocol::postgres as pg;
+    let mut out = Vec::new();
+    if send.first() == Some(&0) {
+        pg::authentication(&mut out, 0, None);
+        pg::parameter_status(&mut out, "client_encoding", "UTF8");
+        pg::parameter_status(&mut out, "server_encoding", "UTF8");
+        pg::parameter_status(
+            &mut out,
+            "server_version",
+            &format!("{} (Pogocache)", pogocache_command::VERSION),
+        );
+    } else {
+        pg::row_description(&mut out, &["version"], pg::OID_TEXT);
+        pg::data_row(&mut out, &[pogocache_command::VERSION.as_bytes()]);
+        pg::command_complete(&mut out, "VERSION 1");
+    }
+    pg::ready_for_query(&mut out);
+    out
+}
+
+#[test]
+fn captured_postgres_sessions() {
+    let (srv, addr) = start(config());
+    // The captures ran after the HTTP sessions, which left `hk3` and `hk5`
+    // behind (DBSIZE counts them).
+    let mut r = connect(addr);
+    exchange(&mut r, b"SET hk3 A\r\nSET hk5 abc\r\n", b"+OK\r\n+OK\r\n");
+    let mut steps = 0;
+    for session in data::SESSIONS {
+        let mut s = connect(addr);
+        for step in session.steps {
+            let want = if step.reply.windows(3).any(|w| w == b"\0V\0") {
+                versioned(step.send)
+            } else {
+                step.reply.to_vec()
+            };
+            exchange(&mut s, step.send, &want);
+            if step.closed {
+                assert_closed(&mut s);
+            }
+            steps += 1;
+        }
+    }
+    assert_eq!(steps, 72);
+    srv.shutdown();
+}

@@ -160,6 +160,28 @@ fn every_protocol_over_tls() {
 }
 
 #[test]
+fn redis_crate_over_tls() {
+    let p = pki("redis");
+    let srv = pogocache_server::Server::start(tls_config(&p, false)).unwrap();
+    let port = srv.tls_addr().unwrap().port();
+    let certs = redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(std::fs::read(&p.ca).unwrap()),
+    };
+    let client =
+        redis::Client::build_with_tls(format!("rediss://localhost:{port}/"), certs).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("tk")
+        .arg(b"\x00tls\xff".as_slice())
+        .query(&mut con)
+        .unwrap();
+    let got: Vec<u8> = redis::cmd("GET").arg("tk").query(&mut con).unwrap();
+    assert_eq!(got, b"\x00tls\xff");
+    srv.shutdown();
+}
+
+#[test]
 fn client_certificates_are_verified_when_presented() {
     let p = pki("clientcert");
     let srv = pogocache_server::Server::start(tls_config(&p, true)).unwrap();
