@@ -20,7 +20,7 @@ const ALLOCATOR: &str = if cfg!(feature = "mimalloc") {
 fn main() -> ExitCode {
     let _ = config::ALLOCATOR.set(ALLOCATOR);
     pogocache_server::install_panic_hook();
-    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let argv = with_env_flags(std::env::args().skip(1).collect());
     let (cfg, notes) = match config::parse_args(&argv) {
         Ok(v) => v,
         Err(exit) => {
@@ -30,6 +30,9 @@ fn main() -> ExitCode {
             return ExitCode::from(exit.code as u8);
         }
     };
+    if cfg.health {
+        return health(&cfg);
+    }
     for n in &notes {
         println!("{n}");
     }
@@ -77,6 +80,91 @@ fn main() -> ExitCode {
     println!("# Pogocache exiting now");
     ExitCode::SUCCESS
 }
+
+/// Container conveniences (there is no shell in the image to expand
+/// variables): `POGOCACHE_AUTH_FILE` adds `--authfile <path>` and
+/// `POGOCACHE_EXTRA_FLAGS` appends whitespace-separated flags, after the
+/// command line so they win (the last value of a flag is used).
+fn with_env_flags(mut argv: Vec<String>) -> Vec<String> {
+    if let Ok(path) = std::env::var("POGOCACHE_AUTH_FILE")
+        && !path.is_empty()
+    {
+        argv.push("--authfile".into());
+        argv.push(path);
+    }
+    if let Ok(extra) = std::env::var("POGOCACHE_EXTRA_FLAGS") {
+        argv.extend(extra.split_whitespace().map(String::from));
+    }
+    argv
+}
+
+/// `--health`: connect to the configured server, authenticate if a
+/// password is configured, and expect `+PONG` to a PING. Exit 0 when the
+/// server answers, 1 otherwise: what a container HEALTHCHECK needs (a
+/// `--help` check proves nothing about the server).
+fn health(cfg: &Config) -> ExitCode {
+    use std::io::{Read, Write};
+    let timeout = std::time::Duration::from_secs(2);
+    let mut req = Vec::new();
+    if !cfg.auth.is_empty() {
+        req.extend_from_slice(
+            format!(
+                "*2\r\n$4\r\nAUTH\r\n${}\r\n{}\r\n",
+                cfg.auth.len(),
+                cfg.auth
+            )
+            .as_bytes(),
+        );
+    }
+    req.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+    let want: &[u8] = if cfg.auth.is_empty() {
+        b"+PONG\r\n"
+    } else {
+        b"+OK\r\n+PONG\r\n"
+    };
+    let probe = |s: &mut dyn ReadWrite| -> std::io::Result<bool> {
+        s.write_all(&req)?;
+        let mut got = vec![0u8; want.len()];
+        s.read_exact(&mut got)?;
+        Ok(got == want)
+    };
+    let result = match (cfg.port, &cfg.unixsocket) {
+        (Some(port), _) => {
+            // A server bound to every interface is probed on loopback.
+            let host = match cfg.host.as_str() {
+                "0.0.0.0" | "localhost" => "127.0.0.1",
+                "::" => "::1",
+                h => h,
+            };
+            std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+                .and_then(|mut a| a.next().ok_or_else(|| std::io::Error::other("no address")))
+                .and_then(|a| std::net::TcpStream::connect_timeout(&a, timeout))
+                .and_then(|mut s| {
+                    s.set_read_timeout(Some(timeout))?;
+                    probe(&mut s)
+                })
+        }
+        (None, Some(path)) => std::os::unix::net::UnixStream::connect(path).and_then(|mut s| {
+            s.set_read_timeout(Some(timeout))?;
+            probe(&mut s)
+        }),
+        (None, None) => Ok(false),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("# health: unexpected reply");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("# health: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+trait ReadWrite: std::io::Read + std::io::Write {}
+impl<T: std::io::Read + std::io::Write> ReadWrite for T {}
 
 fn stop_signals() -> libc::sigset_t {
     // SAFETY: the set is initialised by sigemptyset before use, and

@@ -87,6 +87,33 @@ fn serves_then_stops_on_sigterm() {
     let mut b = [0u8; 7];
     c.read_exact(&mut b).unwrap();
     assert_eq!(&b, b"+PONG\r\n");
+    // The built-in health probe sees it; with nothing listening it fails.
+    let probe = bin()
+        .args(["--health", "-p", "0", "-s", sock.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        probe.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let probe = bin()
+        .args(["--health", "-p", "0", "-s"])
+        .arg(dir.join("nothing.sock"))
+        .output()
+        .unwrap();
+    assert_eq!(probe.status.code(), Some(1));
+    // Flags from the environment (containers have no shell to expand them).
+    let probe = bin()
+        .arg("--health")
+        .env(
+            "POGOCACHE_EXTRA_FLAGS",
+            format!("-p 0 -s {}", sock.display()),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(probe.status.code(), Some(0));
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();

@@ -64,6 +64,8 @@ pub struct Config {
     pub recover: pogocache_persist::Recovery,
     /// Print the startup lines (listener, loading) as the binary does.
     pub log_startup: bool,
+    /// `--health`: probe a running server (PING) instead of starting one.
+    pub health: bool,
 }
 
 impl Default for Config {
@@ -107,6 +109,7 @@ impl Default for Config {
             save_interval: 0,
             recover: Default::default(),
             log_startup: false,
+            health: false,
         }
     }
 }
@@ -204,7 +207,7 @@ const VALUE_FLAGS: &[&str] = &[
     "--recover",
     "--authfile",
 ];
-const SWITCHES: &[&str] = &["-v", "-vv", "-vvv", "-M"];
+const SWITCHES: &[&str] = &["-v", "-vv", "-vvv", "-M", "--health"];
 
 /// C `atoi` (Pogocache never rejects a malformed count, so neither do we).
 fn atoi(s: &str) -> i64 {
@@ -421,6 +424,19 @@ pub fn help_text() -> String {
         "EXAT/PXAT are unix times",
         Some("yes"),
     );
+    line(
+        &mut s,
+        "--mclegacy yes/no",
+        "pogocache memcache quirks",
+        Some("no"),
+    );
+    line(
+        &mut s,
+        "--pgauth method",
+        "cleartext or md5",
+        Some("cleartext"),
+    );
+    line(&mut s, "--health", "probe a running server", None);
     s.push('\n');
     s
 }
@@ -478,6 +494,9 @@ pub fn parse_args<S: AsRef<str>>(argv: &[S]) -> Result<(Config, Vec<String>), Ex
             "-vvv" => verbosity = 3,
             "-M" => {
                 v.insert("--evict", "no".into());
+            }
+            "--health" => {
+                v.insert("--health", "yes".into());
             }
             _ => {
                 let (name, val) = match a.split_once('=') {
@@ -549,6 +568,7 @@ pub fn parse_args<S: AsRef<str>>(argv: &[S]) -> Result<(Config, Vec<String>), Ex
     c.quickack = yes_no("--quickack", "--quickack", false)?;
     c.sixpack = yes_no("--sixpack", "--sixpack", true)?;
     c.exat_unix = yes_no("--exatunix", "--exatunix", true)?;
+    c.health = get("--health").is_some();
     c.mc_legacy = yes_no("--mclegacy", "--mclegacy", false)?;
     c.pg_auth = match get("--pgauth") {
         None | Some("cleartext") => pogocache_command::postgres::PgAuth::Cleartext,

@@ -194,3 +194,24 @@ fn our_own_flags() {
             .starts_with("# Option --authfile: cannot read /nonexistent/secret")
     );
 }
+
+#[test]
+fn help_lists_our_flags() {
+    let h = help_text();
+    for flag in [
+        "--saveinterval",
+        "--recover",
+        "--authfile",
+        "--exatunix",
+        "--mclegacy",
+        "--pgauth",
+        "--health",
+        "--tlsport",
+    ] {
+        assert!(
+            h.contains(&format!("\n  {flag}")),
+            "{flag} missing from --help"
+        );
+    }
+    assert!(ok(&["--health"]).health);
+}
