@@ -103,7 +103,6 @@ fn with_env_flags(mut argv: Vec<String>) -> Vec<String> {
 /// server answers, 1 otherwise: what a container HEALTHCHECK needs (a
 /// `--help` check proves nothing about the server).
 fn health(cfg: &Config) -> ExitCode {
-    use std::io::{Read, Write};
     let timeout = std::time::Duration::from_secs(2);
     let mut req = Vec::new();
     if !cfg.auth.is_empty() {
