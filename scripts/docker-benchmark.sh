@@ -68,15 +68,20 @@ opt_dep=$(seconds opt-dep Dockerfile pogocache-bench:opt)
 opt_size=$($DOCKER image inspect -f '{{.Size}}' pogocache-bench:opt)
 $DOCKER rmi pogocache-bench:naive pogocache-bench:opt >/dev/null 2>&1 || true
 
-pct() { echo "scale=0; (1 - $2 / $1) * 100 / 1" | bc; }
+# "61% faster" / "7% slower" from a before and an after figure.
+pct() {
+  local p
+  p=$(echo "scale=4; (1 - $2 / $1) * 100" | bc)
+  if [ "$(echo "$p >= 0" | bc)" = 1 ]; then printf '%.1f%% %s' "$p" "${3:-faster}"; else printf '%.1f%% %s' "$(echo "-1 * $p" | bc)" "${4:-slower}"; fi
+}
 mb() { echo "scale=2; $1 / 1000000" | bc; }
 printf '\n### Build time (this machine, %s cores)\n\n' "$(nproc)"
 printf '| Scenario | Without optimization | With optimization | Improvement |\n|---|---|---|---|\n'
-printf '| Clean build | %.1f s | %.1f s | %s%% faster |\n' "$naive_clean" "$opt_clean" "$(pct "$naive_clean" "$opt_clean")"
-printf '| Code change only | %.1f s | %.1f s | %s%% faster |\n' "$naive_code" "$opt_code" "$(pct "$naive_code" "$opt_code")"
-printf '| Dependency change | %.1f s | %.1f s | %s%% faster |\n' "$naive_dep" "$opt_dep" "$(pct "$naive_dep" "$opt_dep")"
+printf '| Clean build | %.1f s | %.1f s | %s |\n' "$naive_clean" "$opt_clean" "$(pct "$naive_clean" "$opt_clean")"
+printf '| Code change only | %.1f s | %.1f s | %s |\n' "$naive_code" "$opt_code" "$(pct "$naive_code" "$opt_code")"
+printf '| Dependency change | %.1f s | %.1f s | %s |\n' "$naive_dep" "$opt_dep" "$(pct "$naive_dep" "$opt_dep")"
 printf '\n### Image size\n\n| Stage | Base image | Final size | Reduction |\n|---|---|---|---|\n'
 printf '| Naive (Dockerfile.naive) | rust:1.95-slim-bookworm | %s MB | - |\n' "$(mb "$naive_size")"
-printf '| Optimized (runtime) | scratch | %s MB | %s%% smaller |\n' "$(mb "$opt_size")" "$(pct "$naive_size" "$opt_size")"
+printf '| Optimized (runtime) | scratch | %s MB | %s |\n' "$(mb "$opt_size")" "$(pct "$naive_size" "$opt_size" smaller larger)"
 printf '\n{"naive":{"clean":%s,"code":%s,"dep":%s,"size":%s},"optimized":{"clean":%s,"code":%s,"dep":%s,"size":%s}}\n' \
   "$naive_clean" "$naive_code" "$naive_dep" "$naive_size" "$opt_clean" "$opt_code" "$opt_dep" "$opt_size"

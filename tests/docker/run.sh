@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Container tests on the real Docker engine: builds the images offline
+# (--network none for the runtime image), then checks size, user, the
+# healthcheck, persistence across containers, SIGTERM as PID 1, read-only
+# root, dropped capabilities, any --user UID, POGOCACHE_EXTRA_FLAGS,
+# POGOCACHE_AUTH_FILE, the development image's tools and the compose file.
+# Every container, volume and network it makes is removed at the end.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DOCKER=${DOCKER:-/usr/bin/docker}
+export DOCKER DOCKER_BUILDKIT=1
+run_id="pct$$"
+pass=0 fail=0
+
+cleanup() {
+  $DOCKER ps -aq --filter "label=pogocache-test=$run_id" | xargs -r $DOCKER rm -f >/dev/null 2>&1 || true
+  $DOCKER volume ls -q --filter "label=pogocache-test=$run_id" | xargs -r $DOCKER volume rm >/dev/null 2>&1 || true
+  [ -n "${compose_project:-}" ] && COMPOSE_PROJECT_NAME=$compose_project docker-compose down -v >/dev/null 2>&1 || true
+  rm -rf "${tmp:-/nonexistent}"
+}
+trap cleanup EXIT
+tmp=$(mktemp -d /tmp/pogocache-docker.XXXXXX)
+
+check() { # description, then a command
+  local what=$1; shift
+  if "$@"; then pass=$((pass + 1)); echo "ok   $what"; else fail=$((fail + 1)); echo "FAIL $what"; fi
+}
+
+# RESP round trip against 127.0.0.1:port: send "$2", expect reply "$3".
+resp() {
+  python3 - "$1" "$2" "$3" <<'PY'
+import socket, sys, time
+port, req, want = int(sys.argv[1]), sys.argv[2].encode().decode('unicode_escape').encode('latin1'), sys.argv[3].encode().decode('unicode_escape').encode('latin1')
+deadline = time.time() + 20
+while True:
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(req)
+        got = b""
+        while len(got) < len(want):
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+        if got == want:
+            sys.exit(0)
+        print("got", got, "want", want, file=sys.stderr)
+    except OSError as e:
+        if time.time() > deadline:
+            print(e, file=sys.stderr)
+            sys.exit(1)
+        time.sleep(0.2)
+        continue
+    sys.exit(1)
+PY
+}
+
+host_port() { $DOCKER port "$1" 9401/tcp | head -1 | sed 's/.*://'; }
+
+wait_healthy() { # container
+  for _ in $(seq 150); do
+    case "$($DOCKER inspect -f '{{.State.Health.Status}}' "$1" 2>/dev/null)" in
+      healthy) return 0 ;;
+      unhealthy) return 1 ;;
+    esac
+    sleep 0.2
+  done
+  return 1
+}
+
+start() { # name, extra docker args..., -- image args...
+  local name=$1; shift
+  $DOCKER run -d --name "$name-$run_id" --label "pogocache-test=$run_id" \
+    --health-interval 1s --health-start-period 1s -p 127.0.0.1::9401 "$@" >/dev/null
+  echo "$name-$run_id"
+}
+
+echo "# base images and build (offline)"
+bash tests/docker/make-images.sh
+scripts/docker-build.sh --network none --progress plain >"$tmp/build.log" 2>&1 || { tail -40 "$tmp/build.log"; exit 1; }
+
+size=$($DOCKER image inspect -f '{{.Size}}' pogocache:latest)
+echo "# runtime image: $size bytes"
+check "runtime image under 8 MB" [ "$size" -lt 8000000 ]
+check "runs as pogocache (1000:1000)" [ "$($DOCKER image inspect -f '{{.Config.User}}' pogocache:latest)" = "1000:1000" ]
+check "exec-form healthcheck runs the binary's probe" \
+  grep -q -- '--health' <<<"$($DOCKER image inspect -f '{{json .Config.Healthcheck.Test}}' pogocache:latest)"
+check "no shell in the image" bash -c "! $DOCKER run --rm --entrypoint /bin/sh pogocache:latest -c true >/dev/null 2>&1"
+check "static binary" bash -c "$DOCKER run --rm pogocache:latest --version | grep -q '^pogocache '"
+
+c=$(start plain pogocache:latest)
+check "healthy" wait_healthy "$c"
+port=$(host_port "$c")
+check "RESP on 0.0.0.0 inside" resp "$port" 'SET k v\r\nGET k\r\n' '+OK\r\n$1\r\nv\r\n'
+t0=$(date +%s.%N); $DOCKER stop -t 10 "$c" >/dev/null; t1=$(date +%s.%N)
+check "SIGTERM as PID 1 stops in under 2 s" [ "$(echo "$t1 - $t0 < 2" | bc)" = 1 ]
+check "clean exit status" [ "$($DOCKER inspect -f '{{.State.ExitCode}}' "$c")" = 0 ]
+
+echo "# hardened: read-only root, no capabilities, another UID, persistence"
+$DOCKER volume create --label "pogocache-test=$run_id" "data-$run_id" >/dev/null
+hard=(--read-only --cap-drop ALL --security-opt no-new-privileges:true --user 4242:4242 -v "data-$run_id:/data")
+c=$(start hard "${hard[@]}" -e POGOCACHE_EXTRA_FLAGS="--persist /data/p.db --saveinterval 1" pogocache:latest)
+check "healthy under --read-only --cap-drop ALL --user 4242" wait_healthy "$c"
+port=$(host_port "$c")
+check "write before restart" resp "$port" 'SET durable yes EX 1000\r\n' '+OK\r\n'
+t0=$(date +%s.%N); $DOCKER stop -t 10 "$c" >/dev/null; t1=$(date +%s.%N)
+check "SIGTERM with a final save in under 2 s" [ "$(echo "$t1 - $t0 < 2" | bc)" = 1 ]
+check "the save was logged" bash -c "$DOCKER logs $c 2>&1 | grep -q 'Saving data to /data/p.db'"
+c=$(start hard2 "${hard[@]}" -e POGOCACHE_EXTRA_FLAGS="--persist /data/p.db" pogocache:latest)
+check "restarted container healthy" wait_healthy "$c"
+port=$(host_port "$c")
+check "data survived the container" resp "$port" 'GET durable\r\n' '$3\r\nyes\r\n'
+$DOCKER stop -t 10 "$c" >/dev/null
+
+echo "# password from a secret file"
+printf 's3cret\n' >"$tmp/secret"
+chmod 644 "$tmp/secret"
+c=$(start auth -v "$tmp/secret:/run/secrets/pogo:ro" -e POGOCACHE_AUTH_FILE=/run/secrets/pogo pogocache:latest)
+check "healthy with auth (the probe authenticates)" wait_healthy "$c"
+port=$(host_port "$c")
+check "unauthenticated clients are refused" resp "$port" 'PING\r\n' '-NOAUTH Authentication required.\r\n'
+check "the file's password works" resp "$port" 'AUTH s3cret\r\nPING\r\n' '+OK\r\n+PONG\r\n'
+$DOCKER stop -t 10 "$c" >/dev/null
+
+echo "# docker-compose"
+free_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+compose_project="pogocachetest$$"
+check "compose file is valid" docker-compose config -q
+if COMPOSE_PROJECT_NAME=$compose_project POGOCACHE_PORT=$free_port docker-compose up -d pogocache >"$tmp/compose.log" 2>&1; then
+  cid=$(COMPOSE_PROJECT_NAME=$compose_project docker-compose ps -q pogocache)
+  check "compose service serves" resp "$free_port" 'PING\r\n' '+PONG\r\n'
+  check "compose service read-only, no capabilities" \
+    [ "$($DOCKER inspect -f '{{.HostConfig.ReadonlyRootfs}} {{.HostConfig.CapDrop}}' "$cid")" = "true [ALL]" ]
+else
+  cat "$tmp/compose.log"
+  fail=$((fail + 1))
+  echo "FAIL compose up"
+fi
+
+if [ "${SKIP_DEV_IMAGE:-0}" != 1 ]; then
+  echo "# development image (apt over --network host)"
+  if scripts/docker-build.sh --target development --network host --progress plain >"$tmp/dev.log" 2>&1; then
+    check "development image has gdb, strace, redis-cli, curl, psql" \
+      $DOCKER run --rm --entrypoint sh pogocache:dev -c 'command -v gdb strace redis-cli curl psql >/dev/null'
+  else
+    tail -20 "$tmp/dev.log"
+    fail=$((fail + 1))
+    echo "FAIL development image build"
+  fi
+fi
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
