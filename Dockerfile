@@ -55,17 +55,17 @@ RUN --mount=type=cache,id=pogocache-cargo-registry,target=/usr/local/cargo/regis
     jobs=""; [ "$PARALLEL_JOBS" -gt 0 ] && jobs="-j $PARALLEL_JOBS"; \
     triple="$(cat /build/target-triple)"; \
     cargo build --release --locked -p pogocache --target "$triple" $jobs; \
-    mkdir -p /out/data; chmod 1777 /out/data; \
-    cp "target/$triple/release/pogocache" /out/pogocache; \
-    echo 'pogocache:x:1000:1000:pogocache:/data:/sbin/nologin' > /out/passwd; \
-    echo 'pogocache:x:1000:' > /out/group
+    mkdir -p /out/root/data /out/root/etc /out/root/usr/local/bin; \
+    chmod 1777 /out/root/data; \
+    cp "target/$triple/release/pogocache" /out/root/usr/local/bin/pogocache; \
+    echo 'pogocache:x:1000:1000:pogocache:/data:/sbin/nologin' > /out/root/etc/passwd; \
+    echo 'pogocache:x:1000:' > /out/root/etc/group
 
 FROM scratch AS runtime
-COPY --from=source-builder /out/passwd /etc/passwd
-COPY --from=source-builder /out/group /etc/group
-COPY --from=source-builder /out/pogocache /usr/local/bin/pogocache
-# World-writable with the sticky bit, so `--user <any uid>` can persist.
-COPY --from=source-builder --chown=1000:1000 /out/data /data
+# The binary, passwd/group for user pogocache, and /data: world-writable
+# with the sticky bit (a copied tree keeps its modes), so `--user <any uid>`
+# can persist.
+COPY --from=source-builder /out/root/ /
 USER 1000:1000
 WORKDIR /data
 VOLUME ["/data"]
@@ -83,7 +83,7 @@ FROM ${DEV_IMAGE} AS development
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gdb strace redis-tools curl postgresql-client procps ca-certificates \
     && rm -rf /var/lib/apt/lists/*
-COPY --from=source-builder /out/pogocache /usr/local/bin/pogocache
+COPY --from=source-builder /out/root/usr/local/bin/pogocache /usr/local/bin/pogocache
 RUN groupadd -g 1000 pogocache && useradd -u 1000 -g 1000 -d /data -s /usr/sbin/nologin pogocache \
     && mkdir -p /data && chmod 1777 /data
 USER 1000:1000

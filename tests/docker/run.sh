@@ -106,6 +106,7 @@ check "write before restart" resp "$port" 'SET durable yes EX 1000\r\n' '+OK\r\n
 t0=$(date +%s.%N); $DOCKER stop -t 10 "$c" >/dev/null; t1=$(date +%s.%N)
 check "SIGTERM with a final save in under 2 s" [ "$(echo "$t1 - $t0 < 2" | bc)" = 1 ]
 check "the save was logged" bash -c "$DOCKER logs $c 2>&1 | grep -q 'Saving data to /data/p.db'"
+check "no save failed, exit 0" bash -c "! $DOCKER logs $c 2>&1 | grep -q 'failed' && [ \$($DOCKER inspect -f '{{.State.ExitCode}}' $c) = 0 ]"
 c=$(start hard2 "${hard[@]}" -e POGOCACHE_EXTRA_FLAGS="--persist /data/p.db" pogocache:latest)
 check "restarted container healthy" wait_healthy "$c"
 port=$(host_port "$c")
