@@ -41,10 +41,11 @@ RUN set -eu; \
     case "${TARGETARCH:-amd64}" in arm64) echo aarch64-unknown-linux-gnu ;; *) echo x86_64-unknown-linux-gnu ;; esac > /build/target-triple
 RUN --mount=type=cache,id=pogocache-cargo-registry,target=/usr/local/cargo/registry \
     --mount=type=cache,id=pogocache-target,target=/build/target \
-    jobs=""; [ "$PARALLEL_JOBS" -gt 0 ] && jobs="-j $PARALLEL_JOBS"; \
+    jobs=""; [ "${PARALLEL_JOBS:-0}" -gt 0 ] && jobs="-j $PARALLEL_JOBS"; \
     cargo build --release --locked -p pogocache --target "$(cat /build/target-triple)" $jobs
 
 FROM deps-builder AS source-builder
+ARG PARALLEL_JOBS=0
 COPY crates crates
 # COPY keeps the context's modification times, which can be older than the
 # dummy sources: touch ours so cargo rebuilds them (and only them).
@@ -52,7 +53,7 @@ RUN --mount=type=cache,id=pogocache-cargo-registry,target=/usr/local/cargo/regis
     --mount=type=cache,id=pogocache-target,target=/build/target \
     set -eu; \
     find crates -name '*.rs' -exec touch {} +; \
-    jobs=""; [ "$PARALLEL_JOBS" -gt 0 ] && jobs="-j $PARALLEL_JOBS"; \
+    jobs=""; [ "${PARALLEL_JOBS:-0}" -gt 0 ] && jobs="-j $PARALLEL_JOBS"; \
     triple="$(cat /build/target-triple)"; \
     cargo build --release --locked -p pogocache --target "$triple" $jobs; \
     mkdir -p /out/root/data /out/root/etc /out/root/usr/local/bin; \

@@ -16,7 +16,7 @@ export DOCKER_BUILDKIT=1
 net=()
 [ -n "${BENCH_NETWORK:-}" ] && net=(--network "$BENCH_NETWORK")
 
-src=$(mktemp -d /tmp/pogocache-bench.XXXXXX)
+src=$(mktemp -d -t pogocache-bench.XXXXXX)
 trap 'rm -rf "$src"' EXIT
 git ls-files -z | xargs -0 -I{} cp --parents {} "$src"/
 

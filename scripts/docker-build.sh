@@ -90,7 +90,7 @@ for s in "${secrets[@]}"; do common+=(--secret "$s"); done
 dockerfile=Dockerfile
 if [ $buildkit = 0 ]; then
   # The legacy builder rejects RUN --mount: build from a copy without them.
-  dockerfile=$(mktemp /tmp/pogocache-Dockerfile.XXXXXX)
+  dockerfile=$(mktemp -t pogocache-Dockerfile.XXXXXX)
   sed -E 's/^RUN --mount=[^ ]+ \\$/RUN \\/; /^ +--mount=[^ ]+ \\$/d' Dockerfile > "$dockerfile"
   trap 'rm -f "$dockerfile"' EXIT
 fi

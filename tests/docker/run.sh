@@ -19,7 +19,7 @@ cleanup() {
   rm -rf "${tmp:-/nonexistent}"
 }
 trap cleanup EXIT
-tmp=$(mktemp -d /tmp/pogocache-docker.XXXXXX)
+tmp=$(mktemp -d -t pogocache-docker.XXXXXX)
 
 check() { # description, then a command
   local what=$1; shift
@@ -136,6 +136,29 @@ else
   cat "$tmp/compose.log"
   fail=$((fail + 1))
   echo "FAIL compose up"
+fi
+
+echo "# --registry / --push-cache against a local registry (Debian's docker-registry)"
+if ! command -v docker-registry >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null 2>&1 || true
+fi
+if command -v docker-registry >/dev/null 2>&1; then
+  reg_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s/registry\nhttp:\n  addr: 127.0.0.1:%s\n' "$tmp" "$reg_port" >"$tmp/registry.yml"
+  docker-registry serve "$tmp/registry.yml" >"$tmp/registry.log" 2>&1 &
+  reg_pid=$!
+  for _ in $(seq 50); do curl -fs "http://127.0.0.1:$reg_port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+  if scripts/docker-build.sh --registry "127.0.0.1:$reg_port" --push-cache --network none >"$tmp/push.log" 2>&1; then
+    check "image pushed to the registry" bash -c "curl -fs http://127.0.0.1:$reg_port/v2/pogocache/tags/list | grep -q latest"
+  else
+    tail -20 "$tmp/push.log"
+    fail=$((fail + 1))
+    echo "FAIL registry push"
+  fi
+  kill "$reg_pid" 2>/dev/null || true
+  $DOCKER rmi "127.0.0.1:$reg_port/pogocache:latest" >/dev/null 2>&1 || true
+else
+  echo "docker-registry not installable: registry check skipped"
 fi
 
 if [ "${SKIP_DEV_IMAGE:-0}" != 1 ]; then
