@@ -75,9 +75,10 @@ start() { # name, extra docker args..., -- image args...
   echo "$name-$run_id"
 }
 
-echo "# base images and build (offline)"
+echo "# base images and a clean build (offline, --no-cache)"
 bash tests/docker/make-images.sh
-scripts/docker-build.sh --network none --progress plain >"$tmp/build.log" 2>&1 || { tail -40 "$tmp/build.log"; exit 1; }
+check "--help lists every option" bash -c "scripts/docker-build.sh --help | grep -q -- --parallel-jobs && scripts/docker-build.sh --help | grep -q -- --push-cache"
+scripts/docker-build.sh --no-cache --network none --progress plain >"$tmp/build.log" 2>&1 || { tail -40 "$tmp/build.log"; exit 1; }
 
 size=$($DOCKER image inspect -f '{{.Size}}' pogocache:latest)
 echo "# runtime image: $size bytes"
@@ -103,6 +104,8 @@ c=$(start hard "${hard[@]}" -e POGOCACHE_EXTRA_FLAGS="--persist /data/p.db --sav
 check "healthy under --read-only --cap-drop ALL --user 4242" wait_healthy "$c"
 port=$(host_port "$c")
 check "write before restart" resp "$port" 'SET durable yes EX 1000\r\n' '+OK\r\n'
+check "Memcache through the published port" resp "$port" 'set m 0 0 1\r\nx\r\nget m\r\n' 'STORED\r\nVALUE m 0 1\r\nx\r\nEND\r\n'
+check "HTTP through the published port" resp "$port" 'GET /durable HTTP/1.0\r\n\r\n' 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: Close\r\n\r\nyes'
 t0=$(date +%s.%N); $DOCKER stop -t 10 "$c" >/dev/null; t1=$(date +%s.%N)
 check "SIGTERM with a final save in under 2 s" [ "$(echo "$t1 - $t0 < 2" | bc)" = 1 ]
 check "the save was logged" bash -c "$DOCKER logs $c 2>&1 | grep -q 'Saving data to /data/p.db'"
@@ -170,6 +173,51 @@ if [ "${SKIP_DEV_IMAGE:-0}" != 1 ]; then
     tail -20 "$tmp/dev.log"
     fail=$((fail + 1))
     echo "FAIL development image build"
+  fi
+fi
+
+echo "# a source-only change rebuilds no dependency"
+edit=$tmp/edit
+mkdir -p "$edit"
+git ls-files -z | xargs -0 -I{} cp --parents {} "$edit"/
+echo "// rebuild check" >>"$edit/crates/server/src/lib.rs"
+if (cd "$edit" && $DOCKER build --network none --progress plain -t "pogocache:edit-$run_id" . >"$tmp/edit.log" 2>&1); then
+  deps=$(grep -oE 'Compiling [a-z0-9_-]+' "$tmp/edit.log" | awk '{print $2}' | grep -v '^pogocache' | sort -u | tr '\n' ' ')
+  check "only the workspace's crates recompiled (others: ${deps:-none})" [ -z "$deps" ]
+  check "our crates did recompile" grep -q 'Compiling pogocache-server' "$tmp/edit.log"
+else
+  tail -20 "$tmp/edit.log"; fail=$((fail + 1)); echo "FAIL source-only rebuild"
+fi
+$DOCKER rmi "pogocache:edit-$run_id" >/dev/null 2>&1 || true
+
+echo "# more docker-build.sh options"
+printf 'token\n' >"$tmp/build-secret"
+check "--target all --tag --parallel-jobs --secret --platform --progress" \
+  scripts/docker-build.sh --target all --tag "pogocache:opts-$run_id" --parallel-jobs 2 \
+    --secret "id=token,src=$tmp/build-secret" --platform linux/amd64 --progress plain --network host
+$DOCKER rmi "pogocache:opts-$run_id" "pogocache:opts-$run_id-amd64" "pogocache:dev-amd64" >/dev/null 2>&1 || true
+check "--no-buildkit (legacy builder, no cache mounts)" \
+  scripts/docker-build.sh --no-buildkit --tag "pogocache:legacy-$run_id" --network none
+check "legacy image is the same static scratch image" \
+  bash -c "[ \$($DOCKER image inspect -f '{{.Size}}' pogocache:legacy-$run_id) -lt 8000000 ]"
+$DOCKER rmi "pogocache:legacy-$run_id" >/dev/null 2>&1 || true
+
+if [ "${SKIP_COMPOSE_TESTS:-0}" != 1 ]; then
+  echo "# compose test profile (the workspace test suite in a container)"
+  if COMPOSE_PROJECT_NAME=$compose_project docker-compose --profile test up --exit-code-from pogocache-test pogocache-test >"$tmp/compose-test.log" 2>&1; then
+    pass=$((pass + 1)); echo "ok   compose test profile: the suite passed in a container"
+  else
+    tail -30 "$tmp/compose-test.log"; fail=$((fail + 1)); echo "FAIL compose test profile"
+  fi
+fi
+
+if [ "${SKIP_DOCKER_BENCHMARK:-0}" != 1 ]; then
+  echo "# --benchmark (prunes the build cache; last)"
+  if BENCH_NETWORK=none scripts/docker-build.sh --benchmark >"$tmp/bench.out" 2>"$tmp/bench.err"; then
+    cat "$tmp/bench.out"
+    check "benchmark tables printed" grep -q '| Code change only |' "$tmp/bench.out"
+  else
+    tail -20 "$tmp/bench.err"; fail=$((fail + 1)); echo "FAIL benchmark"
   fi
 fi
 
