@@ -180,9 +180,10 @@ echo "# a source-only change rebuilds no dependency"
 edit=$tmp/edit
 mkdir -p "$edit"
 git ls-files -z | xargs -0 -I{} cp --parents {} "$edit"/
-echo "// rebuild check" >>"$edit/crates/server/src/lib.rs"
+# A unique edit, so no earlier run's layers can satisfy the build.
+echo "// rebuild check $run_id $(date +%s%N)" >>"$edit/crates/server/src/lib.rs"
 if (cd "$edit" && $DOCKER build --network none --progress plain -t "pogocache:edit-$run_id" . >"$tmp/edit.log" 2>&1); then
-  deps=$(grep -oE 'Compiling [a-z0-9_-]+' "$tmp/edit.log" | awk '{print $2}' | { grep -v '^pogocache' || true; } | sort -u | tr '\n' ' ')
+  deps=$({ grep -oE 'Compiling [a-z0-9_-]+' "$tmp/edit.log" || true; } | awk '{print $2}' | { grep -v '^pogocache' || true; } | sort -u | tr '\n' ' ')
   check "only the workspace's crates recompiled (others: ${deps:-none})" [ -z "$deps" ]
   check "our crates did recompile" grep -q 'Compiling pogocache-server' "$tmp/edit.log"
 else
