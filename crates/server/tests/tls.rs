@@ -273,6 +273,10 @@ fn real_command_line_clients() {
     let tls_port = srv.tls_addr().unwrap().port().to_string();
     let plain_port = srv.local_addr().unwrap().port().to_string();
     let ca: &Path = &p.ca;
+    // The key the tools read, set over plain text first (so each tool's
+    // check stands alone, whichever tools are installed).
+    let mut plain = connect(srv.local_addr().unwrap());
+    exchange(&mut plain, b"SET ck via-curl\r\n", b"+OK\r\n");
     if have("curl") {
         let url = format!("https://127.0.0.1:{tls_port}/ck");
         run(std::process::Command::new("curl").args([
