@@ -13,7 +13,7 @@ run_id="pct$$"
 pass=0 fail=0
 
 cleanup() {
-  $DOCKER ps -aq --filter "label=pogocache-test=$run_id" | xargs -r $DOCKER rm -f >/dev/null 2>&1 || true
+  $DOCKER ps -aq --filter "label=pogocache-test=$run_id" | xargs -r $DOCKER rm -fv >/dev/null 2>&1 || true
   $DOCKER volume ls -q --filter "label=pogocache-test=$run_id" | xargs -r $DOCKER volume rm >/dev/null 2>&1 || true
   [ -n "${compose_project:-}" ] && COMPOSE_PROJECT_NAME=$compose_project docker-compose down -v >/dev/null 2>&1 || true
   rm -rf "${tmp:-/nonexistent}"
