@@ -6,19 +6,6 @@ mod common;
 use common::*;
 use pogocache_command::VERSION;
 
-pub struct Session {
-    #[allow(dead_code)]
-    pub name: &'static str,
-    pub auth: bool,
-    pub steps: &'static [Step],
-}
-
-pub struct Step {
-    pub send: &'static [u8],
-    pub reply: &'static [u8],
-    pub closed: bool,
-}
-
 mod data {
     use super::{Session, Step};
     include!("data/conformance_resp.rs");

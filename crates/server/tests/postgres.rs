@@ -299,20 +299,6 @@ fn psql_when_installed() {
     srv.shutdown();
 }
 
-pub struct Session {
-    #[allow(dead_code)]
-    pub name: &'static str,
-    #[allow(dead_code)]
-    pub auth: bool,
-    pub steps: &'static [Step],
-}
-
-pub struct Step {
-    pub send: &'static [u8],
-    pub reply: &'static [u8],
-    pub closed: bool,
-}
-
 mod data {
     use super::{Session, Step};
     include!("data/conformance_pg.rs");

@@ -78,3 +78,20 @@ pub fn cmd(args: &[&[u8]]) -> Vec<u8> {
     }
     out
 }
+
+/// One captured session of the reference binary (tests/data/*.rs): a
+/// connection and its request/reply steps, in order.
+pub struct Session {
+    pub name: &'static str,
+    /// Ran against the instance started with `--auth secret`.
+    pub auth: bool,
+    pub steps: &'static [Step],
+}
+
+/// One captured exchange: the bytes sent, the exact reply, and whether
+/// the server then closed the connection.
+pub struct Step {
+    pub send: &'static [u8],
+    pub reply: &'static [u8],
+    pub closed: bool,
+}
