@@ -384,6 +384,20 @@ impl Worker {
         // Execute.
         let mut budget = BUDGET;
         let stats = &self.shared.workers[self.id];
+        // The command context, borrowing this connection's session and the
+        // worker's scratch buffer (a macro: the borrows are of distinct
+        // fields, which a helper function could not express).
+        macro_rules! ctx {
+            () => {
+                Ctx {
+                    shared: &self.shared,
+                    stats,
+                    now,
+                    session: &mut c.session,
+                    scratch: &mut self.scratch,
+                }
+            };
+        }
         while !c.closing
             && !c.tls_after_flush
             && !matches!(c.tls, Tls::Sniff)
@@ -429,13 +443,7 @@ impl Worker {
                                     c.closing = true;
                                 }
                             } else {
-                                let mut ctx = Ctx {
-                                    shared: &self.shared,
-                                    stats,
-                                    now,
-                                    session: &mut c.session,
-                                    scratch: &mut self.scratch,
-                                };
+                                let mut ctx = ctx!();
                                 match execute(&mut ctx, args, &mut RespReply(&mut c.out)) {
                                     Action::Continue => {}
                                     Action::Close => c.closing = true,
@@ -477,13 +485,7 @@ impl Worker {
                 },
                 Proto::Memcache => match memcache::parse(data) {
                     memcache::Parsed::Done(n, req) => {
-                        let mut ctx = Ctx {
-                            shared: &self.shared,
-                            stats,
-                            now,
-                            session: &mut c.session,
-                            scratch: &mut self.scratch,
-                        };
+                        let mut ctx = ctx!();
                         if pogocache_command::memcache::execute(&mut ctx, &req, &mut c.out)
                             == Action::Close
                         {
@@ -503,13 +505,7 @@ impl Worker {
                 },
                 Proto::Http => match http::parse(data) {
                     http::Parsed::Done(n, req) => {
-                        let mut ctx = Ctx {
-                            shared: &self.shared,
-                            stats,
-                            now,
-                            session: &mut c.session,
-                            scratch: &mut self.scratch,
-                        };
+                        let mut ctx = ctx!();
                         if pogocache_command::http::execute(&mut ctx, &req, &mut c.out)
                             == Action::Close
                         {
@@ -534,13 +530,7 @@ impl Worker {
                 },
                 Proto::Postgres => {
                     let sess = c.pg.get_or_insert_with(Default::default);
-                    let mut ctx = Ctx {
-                        shared: &self.shared,
-                        stats,
-                        now,
-                        session: &mut c.session,
-                        scratch: &mut self.scratch,
-                    };
+                    let mut ctx = ctx!();
                     match sess.step(&mut ctx, data, &mut c.out) {
                         PgStep::Incomplete(need) => {
                             c.need = need;
