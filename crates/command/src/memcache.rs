@@ -315,12 +315,11 @@ fn incr(ctx: &mut Ctx<'_>, key: &[u8], delta: u64, decr: bool, noreply: bool, ou
     } else {
         (&ctx.stats.incr_hits, &ctx.stats.incr_misses)
     };
-    let line: Vec<u8>;
+    let mut num = itoa::Buffer::new();
     let text: &[u8] = match res {
         Ok(n) => {
             hits.incr();
-            line = [itoa::Buffer::new().format(n).as_bytes(), b"\r\n"].concat();
-            &line
+            num.format(n).as_bytes()
         }
         Err(UpdateError::Op(IncrFail::Missing)) => {
             misses.incr();
@@ -333,5 +332,8 @@ fn incr(ctx: &mut Ctx<'_>, key: &[u8], delta: u64, decr: bool, noreply: bool, ou
     };
     if !noreply || legacy {
         out.extend_from_slice(text);
+        if res.is_ok() {
+            out.extend_from_slice(b"\r\n");
+        }
     }
 }
