@@ -45,6 +45,11 @@ struct Opts {
     json: bool,
     quiet: bool,
     prefill: bool,
+    /// Stop after the prefill (a bulk load for memory measurements).
+    load_only: bool,
+    /// Cap on requests per second across all threads (closed loop
+    /// otherwise).
+    rate: Option<f64>,
 }
 
 const USAGE: &str = "Usage: loadgen [options]
@@ -61,6 +66,8 @@ const USAGE: &str = "Usage: loadgen [options]
   --duration SECS     run time                         (default: 10)
   --requests N        stop after N requests instead
   --prefill           SET every key once before measuring
+  --load-only         prefill and exit (bulk load for memory measurements)
+  --rate N            cap total requests per second (default: unlimited)
   --json              print the result as JSON
   --quiet             no progress line";
 
@@ -82,6 +89,8 @@ fn parse_opts() -> Result<Opts, String> {
         json: false,
         quiet: false,
         prefill: false,
+        load_only: false,
+        rate: None,
     };
     let (mut host, mut port) = ("127.0.0.1".to_string(), 9401u16);
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -152,6 +161,18 @@ fn parse_opts() -> Result<Opts, String> {
             "--prefill" => {
                 o.prefill = true;
                 i -= 1;
+            }
+            "--load-only" => {
+                o.prefill = true;
+                o.load_only = true;
+                i -= 1;
+            }
+            "--rate" => {
+                let r: f64 = v
+                    .and_then(|s| s.parse().ok())
+                    .filter(|r: &f64| *r > 0.0)
+                    .ok_or("--rate needs a positive number")?;
+                o.rate = Some(r);
             }
             "--help" | "-h" => return Err(USAGE.into()),
             other => return Err(format!("unknown option {other}\n{USAGE}")),
@@ -360,8 +381,14 @@ fn worker(o: Opts, keys: Arc<Keys>, shared: Arc<Shared>, seed: u64) -> io::Resul
         fill(c, &mut rng, &mut issued);
     }
     let mut active = conns.iter().filter(|c| c.waiting > 0).count();
+    // Per-thread share of `--rate`; connections over the allowance wait
+    // in `deferred` (latency is measured from the actual send).
+    let rate = o.rate.map(|r| r / o.threads as f64);
+    let started = Instant::now();
+    let mut deferred = std::collections::VecDeque::new();
     while active > 0 {
-        poll.poll(&mut events, Some(Duration::from_millis(100)))?;
+        let wait = if deferred.is_empty() { 100 } else { 1 };
+        poll.poll(&mut events, Some(Duration::from_millis(wait)))?;
         let stopping = shared.stop.load(Relaxed);
         for ev in events.iter() {
             let c = &mut conns[ev.token().0];
@@ -411,20 +438,45 @@ fn worker(o: Opts, keys: Arc<Keys>, shared: Arc<Shared>, seed: u64) -> io::Resul
                 shared.done.fetch_add(c.batch as u64, Relaxed);
                 if stopping || limit.is_some_and(|l| issued >= l) {
                     active -= 1;
+                } else if rate.is_some_and(|r| issued as f64 >= r * started.elapsed().as_secs_f64())
+                {
+                    deferred.push_back(ev.token().0);
                 } else {
                     fill(c, &mut rng, &mut issued);
-                    while c.wpos < c.out.len() {
-                        match c.sock.write(&c.out[c.wpos..]) {
-                            Ok(n) => c.wpos += n,
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                            Err(e) => return Err(e),
-                        }
-                    }
+                    send(c)?;
                 }
             }
         }
+        // Rate limit: release parked connections as the allowance grows.
+        while let Some(&i) = deferred.front() {
+            let stop = shared.stop.load(Relaxed);
+            if !stop && rate.is_some_and(|r| issued as f64 >= r * started.elapsed().as_secs_f64()) {
+                break;
+            }
+            deferred.pop_front();
+            let c = &mut conns[i];
+            if stop {
+                active -= 1;
+                continue;
+            }
+            fill(c, &mut rng, &mut issued);
+            send(c)?;
+        }
     }
     Ok(hist)
+}
+
+/// Writes as much of the connection's pending batch as the socket takes;
+/// the rest goes out on the next writable event.
+fn send(c: &mut Conn) -> io::Result<()> {
+    while c.wpos < c.out.len() {
+        match c.sock.write(&c.out[c.wpos..]) {
+            Ok(n) => c.wpos += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn prefill(o: &Opts) -> io::Result<()> {
@@ -467,6 +519,9 @@ fn main() {
     {
         eprintln!("prefill failed: {e}");
         std::process::exit(1);
+    }
+    if o.load_only {
+        return;
     }
     let keys = Arc::new(Keys::new(&o));
     let shared = Arc::new(Shared {
@@ -607,6 +662,8 @@ mod tests {
             json: false,
             quiet: true,
             prefill: false,
+            load_only: false,
+            rate: None,
         }
     }
 }

@@ -1,0 +1,256 @@
+#!/usr/bin/env python3
+"""Side-by-side server benchmark: our pogocache against reference servers.
+
+Owns: starting each server (fresh, pinned), driving it with our `loadgen`
+over loopback, interleaving repetitions (A B C, C B A, ...), reading server
+CPU time from /proc, the RSS-per-item bulk load, medians, ratios to the
+first server, the human table and `summary.json`.
+Does not own: building anything (scripts/bench.sh builds our binaries; the
+reference servers are whatever commands you pass) or charts
+(scripts/bench-chart.py reads summary.json).
+
+Server specs are NAME:PROTOCOLS:COMMAND, where PROTOCOLS is a comma list of
+resp/memcache and COMMAND may use {port} and {threads}, for example
+  'redis:resp:redis-server --port {port} --save "" --appendonly no'
+The first server is the baseline of every ratio.
+"""
+
+import argparse
+import json
+import os
+import shlex
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def parse_server(spec):
+    name, protos, cmd = spec.split(":", 2)
+    return {"name": name, "protos": protos.split(","), "cmd": cmd}
+
+
+def cpu_ticks(pid):
+    """utime + stime of the server process (all its threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server did not listen on {port}")
+
+
+class Server:
+    def __init__(self, spec, threads, cpus):
+        self.spec = spec
+        self.port = free_port()
+        cmd = spec["cmd"].format(port=self.port, threads=threads)
+        argv = ["taskset", "-c", cpus] + shlex.split(cmd)
+        self.proc = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        # taskset execs the server, so this pid is the server itself.
+        wait_port(self.port, self.proc)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def loadgen(args, port, proto, extra, cpus):
+    argv = [
+        "taskset", "-c", cpus, args.loadgen,
+        "--port", str(port), "--proto", proto, "--quiet",
+    ] + extra
+    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+    return json.loads(out) if "--json" in extra else None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--server", action="append", default=[],
+                    help="NAME:PROTOCOLS:COMMAND (repeatable; first is the baseline)")
+    ap.add_argument("--protos", default="resp,memcache")
+    ap.add_argument("--threads", default="1,2", help="server threads to test")
+    ap.add_argument("--pipeline", default="1,16")
+    ap.add_argument("--conns", default="50", help="total client connections")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=5.0)
+    ap.add_argument("--ratio", default="1:10", help="set:get")
+    ap.add_argument("--keys", type=int, default=100000)
+    ap.add_argument("--value", default="100")
+    ap.add_argument("--rss-items", type=int, default=1000000,
+                    help="items for the RSS-per-item load (0 skips it)")
+    ap.add_argument("--loadgen", default=os.path.join(ROOT, "target/release/loadgen"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "target/bench"))
+    args = ap.parse_args()
+
+    servers = [parse_server(s) for s in args.server]
+    if not servers:
+        sys.exit("no servers given")
+    ncpu = os.cpu_count() or 1
+    client_cpu = str(ncpu - 1)
+    os.makedirs(args.out, exist_ok=True)
+    ints = lambda s: [int(x) for x in s.split(",") if x]
+    runs = []
+
+    print(f"# {len(servers)} servers, {args.reps} interleaved reps of {args.duration}s, "
+          f"{args.ratio} set:get, {args.keys} keys, {args.value} B values, "
+          f"client pinned to CPU {client_cpu}", flush=True)
+    for threads in ints(args.threads):
+        # One server thread gets its own core; more threads get every core
+        # (on a 2-core machine the client then shares one).
+        cpus = "0" if threads == 1 else f"0-{ncpu - 1}"
+        for proto in args.protos.split(","):
+            group = [s for s in servers if proto in s["protos"]]
+            if not group:
+                continue
+            live = []
+            try:
+                for s in group:
+                    srv = Server(s, threads, cpus)
+                    live.append(srv)
+                    loadgen(args, srv.port, proto,
+                            ["--prefill", "--load-only", "--keys", str(args.keys),
+                             "--value", args.value.split("-")[-1]], client_cpu)
+                for pipeline in ints(args.pipeline):
+                    for conns in ints(args.conns):
+                        for rep in range(args.reps):
+                            order = live if rep % 2 == 0 else list(reversed(live))
+                            for srv in order:
+                                t0 = cpu_ticks(srv.proc.pid)
+                                r = loadgen(args, srv.port, proto, [
+                                    "--json", "--threads", "1", "--conns", str(conns),
+                                    "--pipeline", str(pipeline), "--ratio", args.ratio,
+                                    "--keys", str(args.keys), "--value", args.value,
+                                    "--duration", str(args.duration)], client_cpu)
+                                cpu = (cpu_ticks(srv.proc.pid) - t0) / CLK_TCK
+                                r.update(server=srv.spec["name"], proto=proto,
+                                         server_threads=threads, rep=rep, cpu_s=cpu,
+                                         cpu_s_per_m=cpu / (r["requests"] / 1e6))
+                                runs.append(r)
+                                print(f"  {srv.spec['name']:<14} {proto:<8} t{threads} "
+                                      f"P{pipeline:<3} c{conns:<4} rep{rep} "
+                                      f"{r['ops_per_sec']:>10.0f} req/s  p99 {r['p99_us']:>8.1f}us  "
+                                      f"cpu {r['cpu_s_per_m']:.3f}s/M  err {r['errors']}",
+                                      flush=True)
+            finally:
+                for srv in live:
+                    srv.stop()
+
+    rss = []
+    if args.rss_items:
+        for s in servers:
+            proto = "resp" if "resp" in s["protos"] else s["protos"][0]
+            srv = Server(s, 1, "0")
+            try:
+                before = rss_bytes(srv.proc.pid)
+                loadgen(args, srv.port, proto,
+                        ["--prefill", "--load-only", "--keys", str(args.rss_items),
+                         "--value", "100"], client_cpu)
+                after = rss_bytes(srv.proc.pid)
+            finally:
+                srv.stop()
+            rss.append({"server": s["name"], "items": args.rss_items,
+                        "rss_before": before, "rss_after": after,
+                        "bytes_per_item": (after - before) / args.rss_items})
+
+    # Medians per configuration, ratios against the first server.
+    keyf = lambda r: (r["proto"], r["server_threads"], r["pipeline"], r["conns"])
+    configs = sorted({keyf(r) for r in runs}, key=lambda k: (k[0], k[1], k[2], k[3]))
+    summary = []
+    for cfg in configs:
+        base = None
+        for s in servers:
+            rs = [r for r in runs if keyf(r) == cfg and r["server"] == s["name"]]
+            if not rs:
+                continue
+            m = {
+                "proto": cfg[0], "server_threads": cfg[1], "pipeline": cfg[2],
+                "conns": cfg[3], "server": s["name"], "reps": len(rs),
+                "ops_per_sec": statistics.median(r["ops_per_sec"] for r in rs),
+                "p50_us": statistics.median(r["p50_us"] for r in rs),
+                "p99_us": statistics.median(r["p99_us"] for r in rs),
+                "p999_us": statistics.median(r["p999_us"] for r in rs),
+                "cpu_s_per_m": statistics.median(r["cpu_s_per_m"] for r in rs),
+                "errors": sum(r["errors"] for r in rs),
+            }
+            if base is None:
+                base = m
+            # first ÷ this: reads as the issue's goals (throughput ≥ 1.10,
+            # p99 ≤ 1.0, CPU ≤ 0.9 of the other server's).
+            m["ops_ratio"] = base["ops_per_sec"] / m["ops_per_sec"]
+            m["p99_ratio"] = base["p99_us"] / m["p99_us"] if m["p99_us"] else 0
+            m["cpu_ratio"] = base["cpu_s_per_m"] / m["cpu_s_per_m"] if m["cpu_s_per_m"] else 0
+            summary.append(m)
+
+    first = servers[0]["name"]
+    print()
+    print(f"Medians of {args.reps} runs; ratio columns are {first} ÷ that row's server "
+          f"(throughput > 1: {first} is faster; p99 and CPU < 1: {first} is lower).")
+    print(f"{'proto':<9}{'thr':>3}{'pipe':>5}{'conns':>6}  {'server':<14}"
+          f"{'req/s':>11}{'ratio':>7}{'p99 us':>9}{'ratio':>7}{'cpu s/M':>9}{'ratio':>7}{'err':>5}")
+    for m in summary:
+        print(f"{m['proto']:<9}{m['server_threads']:>3}{m['pipeline']:>5}{m['conns']:>6}  "
+              f"{m['server']:<14}{m['ops_per_sec']:>11.0f}{m['ops_ratio']:>7.2f}"
+              f"{m['p99_us']:>9.0f}{m['p99_ratio']:>7.2f}{m['cpu_s_per_m']:>9.3f}"
+              f"{m['cpu_ratio']:>7.2f}{m['errors']:>5}")
+    if rss:
+        print()
+        print(f"RSS after a bulk load of {args.rss_items} items x 100 B (fresh server, 1 thread):")
+        base = rss[0]["bytes_per_item"]
+        for r in rss:
+            r["ratio"] = base / r["bytes_per_item"] if r["bytes_per_item"] else 0
+            print(f"  {r['server']:<14} {r['bytes_per_item']:>7.1f} B/item  "
+                  f"{first} ÷ this {r['ratio']:.2f}  "
+                  f"(RSS {r['rss_before'] / 2**20:.1f} -> {r['rss_after'] / 2**20:.1f} MiB)")
+
+    result = {
+        "machine": {"cpus": ncpu, "kernel": os.uname().release},
+        "settings": vars(args), "servers": servers,
+        "runs": runs, "summary": summary, "rss": rss,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    path = os.path.join(args.out, "summary.json")
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1)
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
