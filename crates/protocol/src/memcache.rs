@@ -134,6 +134,21 @@ pub enum Request<'a> {
     Invalid(Error),
 }
 
+impl<'a> Request<'a> {
+    /// The first key the request touches, if any: what a server prefetches
+    /// while earlier pipelined requests run.
+    pub fn first_key(&self) -> Option<&'a [u8]> {
+        match *self {
+            Request::Get { keys, .. } | Request::Gat { keys, .. } => keys.iter().next(),
+            Request::Store { key, .. }
+            | Request::Delete { key, .. }
+            | Request::Incr { key, .. }
+            | Request::Touch { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}
+
 /// Result of one parse attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Parsed<'a> {

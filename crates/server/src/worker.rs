@@ -42,6 +42,8 @@ const SHRINK_OVER: usize = 1 << 20;
 /// is disconnected.
 const MONITOR_MAX: usize = 64 << 20;
 const WAKER: Token = Token(usize::MAX);
+/// Pipelined requests whose keys are prefetched ahead of execution.
+const LOOKAHEAD: usize = 8;
 
 /// How the acceptor (and MONITOR feeds) reach a worker.
 #[derive(Clone)]
@@ -106,6 +108,8 @@ pub struct Worker {
     monitors: Vec<usize>,
     limits: Limits,
     scratch: Vec<u8>,
+    /// Argument ranges for the prefetch look-ahead parse.
+    look: Args,
     next_id: u64,
     queuesize: usize,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -136,6 +140,7 @@ impl Worker {
             monitors: Vec::new(),
             limits: Limits::default(),
             scratch: Vec::new(),
+            look: Args::new(),
             next_id: (id as u64) << 48,
             queuesize: config.queuesize,
             tls,
@@ -383,6 +388,8 @@ impl Worker {
 
         // Execute.
         let mut budget = BUDGET;
+        // Input before this offset has had its keys prefetched.
+        let mut ahead = 0;
         let stats = &self.shared.workers[self.id];
         // The command context, borrowing this connection's session and the
         // worker's scratch buffer (a macro: the borrows are of distinct
@@ -434,6 +441,30 @@ impl Worker {
                 Proto::Resp => match resp::parse(data, &self.limits, &mut c.args) {
                     Parsed::Complete(n) => {
                         c.need = 0;
+                        // More requests are buffered behind this one: parse
+                        // ahead and start their bucket loads, so the cache
+                        // misses of a pipeline overlap instead of queueing.
+                        // A lone request (no pipelining) skips this.
+                        if n < data.len() && ahead <= c.start + n {
+                            let mut pos = n;
+                            for _ in 0..LOOKAHEAD {
+                                let rest = &data[pos..];
+                                let Parsed::Complete(m) =
+                                    resp::parse(rest, &self.limits, &mut self.look)
+                                else {
+                                    break;
+                                };
+                                let a = self.look.view(rest);
+                                if a.len() >= 2 {
+                                    self.shared.store.prefetch(a.get(1));
+                                }
+                                pos += m;
+                                if pos == data.len() {
+                                    break;
+                                }
+                            }
+                            ahead = c.start + pos;
+                        }
                         let args = c.args.view(data);
                         if !args.is_empty() {
                             if c.monitor.is_some() {
@@ -485,6 +516,25 @@ impl Worker {
                 },
                 Proto::Memcache => match memcache::parse(data) {
                     memcache::Parsed::Done(n, req) => {
+                        // Prefetch the keys of pipelined requests behind
+                        // this one (as for RESP above).
+                        if n < data.len() && ahead <= c.start + n {
+                            let mut pos = n;
+                            for _ in 0..LOOKAHEAD {
+                                let memcache::Parsed::Done(m, r) = memcache::parse(&data[pos..])
+                                else {
+                                    break;
+                                };
+                                if let Some(k) = r.first_key() {
+                                    self.shared.store.prefetch(k);
+                                }
+                                pos += m;
+                                if pos == data.len() {
+                                    break;
+                                }
+                            }
+                            ahead = c.start + pos;
+                        }
                         let mut ctx = ctx!();
                         if pogocache_command::memcache::execute(&mut ctx, &req, &mut c.out)
                             == Action::Close

@@ -94,25 +94,82 @@ impl Entry {
         unsafe { self.0.as_ref() }
     }
 
+    /// Bytes this entry accounts for in the `bytes` statistic.
     #[inline]
-    pub fn header_mut(&mut self) -> &mut Header {
-        // SAFETY: as above, and `&mut self` gives exclusive access.
-        unsafe { self.0.as_mut() }
+    pub fn size(&self) -> usize {
+        self.as_ptr().size()
     }
 
     #[inline]
-    pub fn key(&self) -> &[u8] {
+    pub fn is_alive(&self, now: i64) -> bool {
+        self.as_ptr().is_alive(now)
+    }
+}
+
+impl Entry {
+    /// Gives up ownership of the block (the table packs the address into
+    /// a bucket). Pair with [`Entry::from_raw`].
+    #[inline]
+    pub fn into_raw(self) -> *mut Header {
+        let p = self.0.as_ptr();
+        std::mem::forget(self);
+        p
+    }
+
+    /// Takes back ownership of a block from [`Entry::into_raw`].
+    ///
+    /// # Safety
+    /// `p` must come from `into_raw` and be taken back exactly once.
+    #[inline]
+    pub unsafe fn from_raw(p: *mut Header) -> Entry {
+        // SAFETY: non-null by the contract above.
+        Entry(unsafe { NonNull::new_unchecked(p) })
+    }
+
+    /// A borrowed view of this entry.
+    #[inline]
+    pub fn as_ptr(&self) -> EntryPtr<'_> {
+        EntryPtr(self.0, std::marker::PhantomData)
+    }
+}
+
+/// A shared borrow of an entry block owned by someone else (a table
+/// bucket), with the same read accessors as [`Entry`].
+#[derive(Clone, Copy)]
+pub(crate) struct EntryPtr<'a>(NonNull<Header>, std::marker::PhantomData<&'a Header>);
+
+impl<'a> EntryPtr<'a> {
+    /// # Safety
+    /// `p` must point to a live entry block that outlives `'a` and is not
+    /// mutated during `'a`.
+    #[inline]
+    pub unsafe fn new(p: *mut Header) -> EntryPtr<'a> {
+        // SAFETY: non-null by the contract above.
+        EntryPtr(
+            unsafe { NonNull::new_unchecked(p) },
+            std::marker::PhantomData,
+        )
+    }
+
+    #[inline]
+    pub fn header(self) -> &'a Header {
+        // SAFETY: live block for 'a (constructor contract).
+        unsafe { self.0.as_ref() }
+    }
+
+    #[inline]
+    pub fn key(self) -> &'a [u8] {
         let h = self.header();
-        // SAFETY: klen bytes of key follow the header (written in `new`).
+        // SAFETY: klen key bytes follow the header (written in `new`).
         unsafe {
             std::slice::from_raw_parts((self.0.as_ptr() as *const u8).add(HEADER), h.klen as usize)
         }
     }
 
     #[inline]
-    pub fn value(&self) -> &[u8] {
+    pub fn value(self) -> &'a [u8] {
         let h = self.header();
-        // SAFETY: vlen bytes of value follow the key (written in `new`).
+        // SAFETY: vlen value bytes follow the key (written in `new`).
         unsafe {
             std::slice::from_raw_parts(
                 (self.0.as_ptr() as *const u8).add(HEADER + h.klen as usize),
@@ -121,15 +178,14 @@ impl Entry {
         }
     }
 
-    /// Bytes this entry accounts for in the `bytes` statistic.
     #[inline]
-    pub fn size(&self) -> usize {
+    pub fn size(self) -> usize {
         let h = self.header();
         HEADER + h.klen as usize + h.vlen as usize
     }
 
     #[inline]
-    pub fn is_alive(&self, now: i64) -> bool {
+    pub fn is_alive(self, now: i64) -> bool {
         let e = self.header().expires;
         e == 0 || e > now
     }
@@ -174,8 +230,8 @@ mod tests {
             flags: 5,
         };
         let e = Entry::new(42, b"key", &[b"val", b"ue\x00\xff"], meta);
-        assert_eq!(e.key(), b"key");
-        assert_eq!(e.value(), b"value\x00\xff");
+        assert_eq!(e.as_ptr().key(), b"key");
+        assert_eq!(e.as_ptr().value(), b"value\x00\xff");
         let h = e.header();
         assert_eq!(
             (h.hash, h.expires, h.cas, h.access, h.flags),
@@ -183,15 +239,19 @@ mod tests {
         );
         assert_eq!(e.size(), 40 + 3 + 7);
         let empty = Entry::new(1, b"", &[], Meta::default());
-        assert_eq!(empty.key(), b"");
-        assert_eq!(empty.value(), b"");
+        assert_eq!(empty.as_ptr().key(), b"");
+        assert_eq!(empty.as_ptr().value(), b"");
     }
 
     #[test]
     fn liveness() {
-        let mut e = Entry::new(1, b"k", &[b"v"], Meta::default());
+        let e = Entry::new(1, b"k", &[b"v"], Meta::default());
         assert!(e.is_alive(i64::MAX));
-        e.header_mut().expires = 100;
+        let meta = Meta {
+            expires: 100,
+            ..Meta::default()
+        };
+        let e = Entry::new(1, b"k", &[b"v"], meta);
         assert!(e.is_alive(99));
         assert!(!e.is_alive(100));
     }

@@ -15,10 +15,13 @@
 //!
 //! ## Design
 //!
-//! - A boxed slice of cache-padded shards, each a `Mutex` around a
-//!   hashbrown `HashTable` of 8-byte thin pointers ([`entry`] has the
-//!   layout). The shard comes from bits 32.. of a per-process seeded
-//!   foldhash; the table uses the low bits.
+//! - A boxed slice of cache-line shards, each a `Mutex` around an
+//!   open-addressing table of 8-byte buckets (entry pointer + 16-bit hash
+//!   tag, see `table.rs`; [`entry`] has the entry layout). The shard comes
+//!   from bits 32.. of a per-process seeded foldhash, the bucket from the
+//!   low bits, the tag from the top 16.
+//! - [`Store::prefetch`] lets a server that has several requests in hand
+//!   start the bucket loads of the later ones while it runs the first.
 //! - Critical sections copy or swap only. Replaced, deleted and evicted
 //!   entries are moved out and freed after the lock is released.
 //! - Time is a parameter: every call takes `now` (nanoseconds on the
@@ -42,12 +45,13 @@
 pub mod clock;
 mod entry;
 pub mod glob;
+mod table;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use entry::{Entry, Meta};
-use hashbrown::HashTable;
+use entry::{Entry, EntryPtr, Meta};
+use table::Table;
 
 /// Largest value the store accepts (512 MiB), as in Pogocache.
 pub const MAX_VALUE_LEN: usize = 536_870_912;
@@ -163,7 +167,7 @@ impl std::error::Error for StoreError {}
 /// A borrowed view of a live entry, valid while the shard lock is held
 /// (that is, inside the closure it is passed to).
 #[derive(Clone, Copy)]
-pub struct EntryRef<'a>(&'a Entry);
+pub struct EntryRef<'a>(EntryPtr<'a>);
 
 impl<'a> EntryRef<'a> {
     pub fn key(&self) -> &'a [u8] {
@@ -206,10 +210,17 @@ pub struct SweepStats {
 /// (half of what 128-byte `CachePadded` slots cost), so the shard array
 /// mostly stays in L2. Neighbouring shards never share a line.
 #[repr(align(64))]
-struct Slot(Mutex<Shard>);
+struct Slot {
+    lock: Mutex<Shard>,
+    /// Bucket array address (low 48 bits) and log2 of its length (top
+    /// bits), republished under the lock whenever the table is rebuilt,
+    /// and read without it by [`Store::prefetch`]. Only ever used as a
+    /// prefetch address, so a stale value costs a wasted hint, nothing more.
+    hint: AtomicU64,
+}
 
 struct Shard {
-    table: HashTable<Entry>,
+    table: Table,
     /// Sum of `Entry::size` over the table.
     bytes: usize,
     /// Per-shard CAS counter (starts at 1, bumped before every store).
@@ -244,13 +255,14 @@ impl Store {
         let n = config.shards.clamp(1, 65536);
         let seed = config.seed.unwrap_or_else(random_seed);
         let shards = (0..n)
-            .map(|_| {
-                Slot(Mutex::new(Shard {
-                    table: HashTable::new(),
+            .map(|_| Slot {
+                lock: Mutex::new(Shard {
+                    table: Table::new(),
                     bytes: 0,
                     cas: 1,
                     inserts: 0,
-                }))
+                }),
+                hint: AtomicU64::new(0),
             })
             .collect();
         Store {
@@ -305,13 +317,65 @@ impl Store {
     fn lock_index(&self, i: usize) -> MutexGuard<'_, Shard> {
         // A poisoned lock can only follow a panic, which ends the process
         // in release builds (panic = "abort"); in tests keep going.
-        self.shards[i].0.lock().unwrap_or_else(|e| e.into_inner())
+        self.shards[i]
+            .lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Republishes shard `i`'s bucket array for [`Store::prefetch`] after
+    /// the table may have been rebuilt (call with the lock held).
+    #[inline]
+    fn publish(&self, i: usize, shard: &Shard) {
+        let n = shard.table.num_buckets();
+        let hint = if n == 0 {
+            0
+        } else {
+            (shard.table.buckets_ptr() as u64 & ((1 << 48) - 1))
+                | ((n.trailing_zeros() as u64) << 58)
+        };
+        let slot = &self.shards[i].hint;
+        if slot.load(Ordering::Relaxed) != hint {
+            slot.store(hint, Ordering::Relaxed);
+        }
+    }
+
+    /// Starts loading the cache line of the bucket `key` hashes to, without
+    /// locking. A server that has parsed several pipelined requests calls
+    /// this for the later keys before running the first, so their bucket
+    /// misses overlap instead of queueing one after another.
+    #[inline]
+    pub fn prefetch(&self, key: &[u8]) {
+        let hash = self.hash(key);
+        let hint = self.shards[self.shard_of(hash)]
+            .hint
+            .load(Ordering::Relaxed);
+        if hint == 0 {
+            return;
+        }
+        let base = (hint & ((1 << 48) - 1)) as *const u64;
+        let mask = (1usize << (hint >> 58)) - 1;
+        let p = base.wrapping_add(hash as usize & mask);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is a hint: it never faults and reads nothing
+        // the program can observe, whatever the address.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = p;
     }
 
     #[inline]
     fn lock(&self, key: &[u8]) -> (u64, MutexGuard<'_, Shard>) {
         let hash = self.hash(key);
         (hash, self.lock_index(self.shard_of(hash)))
+    }
+
+    /// After a write that may have grown or shrunk the key's table.
+    #[inline]
+    fn publish_for(&self, hash: u64, shard: &Shard) {
+        self.publish(self.shard_of(hash), shard);
     }
 
     /// Looks up a live entry and passes it to `f` (or `None` on a miss),
@@ -335,21 +399,17 @@ impl Store {
         f: impl FnOnce(Option<EntryRef<'_>>) -> R,
     ) -> R {
         let (hash, mut shard) = self.lock(key);
-        let dead;
-        match shard.table.find_entry(hash, |e| e.key() == key) {
-            Ok(mut occ) => {
-                if occ.get().is_alive(now) {
-                    if touch {
-                        occ.get_mut().header_mut().access = secs(now);
-                    }
-                    return f(Some(EntryRef(occ.into_mut())));
-                }
-                let (e, _) = occ.remove();
-                shard.bytes -= e.size();
-                dead = e;
+        let Some(i) = shard.table.find(hash, |e| e.key() == key) else {
+            return f(None);
+        };
+        if shard.table.at(i).is_alive(now) {
+            if touch {
+                shard.table.header_mut(i).access = secs(now);
             }
-            Err(_) => return f(None),
+            return f(Some(EntryRef(shard.table.at(i))));
         }
+        let dead = shard.table.remove(i);
+        shard.bytes -= dead.size();
         drop(shard);
         drop(dead);
         f(None)
@@ -391,25 +451,16 @@ impl Store {
         let shard = &mut *guard;
         shard.cas += 1;
         let cas = if self.cas { shard.cas } else { 0 };
-        let found = shard.table.find_entry(hash, |e| e.key() == key);
-        let old_live = match &found {
-            Ok(occ) => occ.get().is_alive(now),
-            Err(_) => false,
-        };
+        let found = shard.table.find(hash, |e| e.key() == key);
+        let old = found.map(|i| shard.table.at(i));
+        let old_live = old.is_some_and(|e| e.is_alive(now));
         let allowed = match opts.cond {
             Cond::Always => true,
             Cond::Nx => !old_live,
             Cond::Xx => old_live,
         } && match opts.cas {
             None => true,
-            Some(c) => {
-                old_live
-                    && self.cas
-                    && found
-                        .as_ref()
-                        .map(|o| o.get().header().cas == c)
-                        .unwrap_or(false)
-            }
+            Some(c) => old_live && self.cas && old.is_some_and(|e| e.header().cas == c),
         };
         if !allowed {
             return Ok(SetOutcome::NotStored { existed: old_live });
@@ -417,8 +468,8 @@ impl Store {
         let expires = match opts.expiry {
             Expiry::Never => 0,
             Expiry::At(t) => t.max(1),
-            Expiry::Keep => match &found {
-                Ok(occ) if old_live => occ.get().header().expires,
+            Expiry::Keep => match old {
+                Some(e) if old_live => e.header().expires,
                 _ => 0,
             },
         };
@@ -428,21 +479,22 @@ impl Store {
             access: secs(now),
             flags: opts.flags,
         };
-        let old = match found {
-            Ok(mut occ) => {
+        let old = match (found, old) {
+            (Some(i), Some(e)) => {
                 if old_live {
-                    on_replaced(EntryRef(occ.get()));
+                    on_replaced(EntryRef(e));
                 }
                 let new = Entry::new(hash, key, &[value], meta);
                 let size = new.size();
-                let old = std::mem::replace(occ.get_mut(), new);
+                let old = shard.table.replace(i, hash, new);
                 shard.bytes = shard.bytes - old.size() + size;
                 Some(old)
             }
-            Err(_) => {
+            _ => {
                 let evicted = self.make_room(shard, hash, now)?;
                 let new = Entry::new(hash, key, &[value], meta);
                 shard.insert(new, hash, self.load_factor);
+                self.publish_for(hash, shard);
                 evicted
             }
         };
@@ -471,12 +523,14 @@ impl Store {
     /// Deletes a live key. Returns whether one was deleted.
     pub fn delete(&self, key: &[u8], now: i64) -> bool {
         let (hash, mut shard) = self.lock(key);
-        let Ok(occ) = shard.table.find_entry(hash, |e| e.key() == key) else {
+        let Some(i) = shard.table.find(hash, |e| e.key() == key) else {
             return false;
         };
-        let (e, _) = occ.remove();
+        let e = shard.table.remove(i);
         shard.bytes -= e.size();
-        shard.maybe_shrink();
+        if shard.maybe_shrink() {
+            self.publish_for(hash, &shard);
+        }
         drop(shard);
         e.is_alive(now)
     }
@@ -489,18 +543,18 @@ impl Store {
         let shard = &mut *guard;
         shard.cas += 1;
         let cas = if self.cas { shard.cas } else { 0 };
-        let Ok(mut occ) = shard.table.find_entry(hash, |e| e.key() == key) else {
+        let Some(i) = shard.table.find(hash, |e| e.key() == key) else {
             return false;
         };
-        let alive = occ.get().is_alive(now);
+        let alive = shard.table.at(i).is_alive(now);
         if alive {
-            let h = occ.get_mut().header_mut();
+            let h = shard.table.header_mut(i);
             h.expires = expires.map(|t| t.max(1)).unwrap_or(0);
             h.cas = cas;
             h.access = secs(now);
         }
-        if !occ.get().is_alive(now) {
-            let (e, _) = occ.remove();
+        if !shard.table.at(i).is_alive(now) {
+            let e = shard.table.remove(i);
             shard.bytes -= e.size();
             drop(guard);
             drop(e);
@@ -531,11 +585,11 @@ impl Store {
         let shard = &mut *guard;
         shard.cas += 1;
         let cas = if self.cas { shard.cas } else { 0 };
-        let found = shard.table.find_entry(hash, |e| e.key() == key);
-        let live = matches!(&found, Ok(o) if o.get().is_alive(now));
+        let found = shard.table.find(hash, |e| e.key() == key);
+        let live = found.is_some_and(|i| shard.table.at(i).is_alive(now));
         scratch.clear();
-        let (r, write) = match &found {
-            Ok(o) if live => f(Some(o.get().value()), scratch),
+        let (r, write) = match found {
+            Some(i) if live => f(Some(shard.table.at(i).value()), scratch),
             _ => f(None, scratch),
         }
         .map_err(UpdateError::Op)?;
@@ -545,8 +599,17 @@ impl Store {
         if scratch.len() > MAX_VALUE_LEN {
             return Err(UpdateError::Store(StoreError::TooLarge));
         }
-        let placed = write_back(found, live, hash, key, now, cas, Edit::Whole(scratch));
-        let old = shard.place(placed, hash, self.load_factor);
+        let old = shard.write_back(
+            found,
+            live,
+            hash,
+            key,
+            now,
+            cas,
+            Edit::Whole(scratch),
+            self.load_factor,
+        );
+        self.publish_for(hash, shard);
         drop(guard);
         drop(old);
         Ok(r)
@@ -566,13 +629,13 @@ impl Store {
     ) -> Result<Option<usize>, StoreError> {
         let (hash, mut guard) = self.lock(key);
         let shard = &mut *guard;
-        let found = shard.table.find_entry(hash, |e| e.key() == key);
-        let live = matches!(&found, Ok(o) if o.get().is_alive(now));
+        let found = shard.table.find(hash, |e| e.key() == key);
+        let live = found.is_some_and(|i| shard.table.at(i).is_alive(now));
         if !live && !create {
             return Ok(None);
         }
-        let old_len = match &found {
-            Ok(o) if live => o.get().value().len(),
+        let old_len = match found {
+            Some(i) if live => shard.table.at(i).value().len(),
             _ => 0,
         };
         let len = old_len + data.len();
@@ -581,8 +644,17 @@ impl Store {
         }
         shard.cas += 1;
         let cas = if self.cas { shard.cas } else { 0 };
-        let placed = write_back(found, live, hash, key, now, cas, Edit::Add(side, data));
-        let dropped = shard.place(placed, hash, self.load_factor);
+        let dropped = shard.write_back(
+            found,
+            live,
+            hash,
+            key,
+            now,
+            cas,
+            Edit::Add(side, data),
+            self.load_factor,
+        );
+        self.publish_for(hash, shard);
         drop(guard);
         drop(dropped);
         Ok(Some(len))
@@ -624,7 +696,9 @@ impl Store {
             let old = {
                 let mut s = self.lock_index(i);
                 s.bytes = 0;
-                std::mem::replace(&mut s.table, HashTable::new())
+                let old = s.table.take();
+                self.publish(i, &s);
+                old
             };
             n += old.len();
             drop(old);
@@ -642,6 +716,7 @@ impl Store {
                 s.sweep_into(now, &mut dead);
                 st.kept += s.table.len();
                 s.maybe_shrink();
+                self.publish(i, &s);
             }
             st.swept += dead.len();
             dead.clear();
@@ -671,7 +746,7 @@ impl Store {
             let start = (rand() as usize) % n;
             let mut got = 0;
             for k in 0..n {
-                if let Some(e) = s.table.get_bucket((start + k) % n) {
+                if let Some(e) = s.table.get((start + k) % n) {
                     seen += 1;
                     got += 1;
                     if !e.is_alive(now) {
@@ -714,20 +789,19 @@ impl Store {
             while bucket < n {
                 let i = bucket;
                 bucket += 1;
-                let alive = match s.table.get_bucket(i) {
-                    None => continue,
-                    Some(e) => e.is_alive(now),
+                let Some(e) = s.table.get(i) else {
+                    continue;
                 };
-                if !alive {
-                    if let Ok(occ) = s.table.get_bucket_entry(i) {
-                        let (e, _) = occ.remove();
-                        s.bytes -= e.size();
-                        dead.push(e);
-                    }
+                if !e.is_alive(now) {
+                    let e = s.table.remove(i);
+                    s.bytes -= e.size();
+                    dead.push(e);
+                    // The removal shifted the rest of the probe run back:
+                    // bucket i may hold an unvisited entry now.
+                    bucket = i;
                     continue;
                 }
-                let key = s.table.get_bucket(i).map(|e| e.key()).unwrap_or_default();
-                if f(key) {
+                if f(e.key()) {
                     collected += 1;
                     if collected >= count {
                         drop(s);
@@ -787,66 +861,46 @@ impl<'a> Edit<'a> {
     }
 }
 
-/// Builds the entry for `key` from `edit` applied to the old live value
-/// (or to nothing), keeping the old live entry's expiry and flags, and puts
-/// it in place of the old one. Returns the new entry when the key was
-/// absent (the caller inserts it) or the replaced one (freed by the caller
-/// outside the lock).
-fn write_back(
-    found: Result<
-        hashbrown::hash_table::OccupiedEntry<'_, Entry>,
-        hashbrown::hash_table::AbsentEntry<'_, Entry>,
-    >,
-    live: bool,
-    hash: u64,
-    key: &[u8],
-    now: i64,
-    cas: u64,
-    edit: Edit<'_>,
-) -> Placed {
-    let old = match &found {
-        Ok(o) if live => Some(o.get()),
-        _ => None,
-    };
-    let (expires, flags) = old
-        .map(|e| (e.header().expires, e.header().flags))
-        .unwrap_or((0, 0));
-    let new = Entry::new(
-        hash,
-        key,
-        &edit.parts(old.map(|e| e.value()).unwrap_or_default()),
-        Meta {
-            expires,
-            cas,
-            access: secs(now),
-            flags,
-        },
-    );
-    match found {
-        Ok(mut o) => {
-            let size = new.size();
-            Placed::Replaced(std::mem::replace(o.get_mut(), new), size)
-        }
-        Err(_) => Placed::Absent(new),
-    }
-}
-
-enum Placed {
-    /// The old entry, and the size of the one that replaced it.
-    Replaced(Entry, usize),
-    Absent(Entry),
-}
-
 impl Shard {
-    /// Finishes a [`write_back`]: accounting, and the insert of a new key.
-    /// Returns the entry to free outside the lock.
-    fn place(&mut self, placed: Placed, hash: u64, load_factor: usize) -> Option<Entry> {
-        match placed {
-            Placed::Replaced(old, new_size) => {
-                self.bytes = self.bytes + new_size - old.size();
+    /// Builds the entry for `key` from `edit` applied to the old live
+    /// value (or to nothing), keeping the old live entry's expiry and
+    /// flags, and puts it in bucket `found` or inserts it. Returns the
+    /// replaced entry, to be freed outside the lock.
+    #[allow(clippy::too_many_arguments)]
+    fn write_back(
+        &mut self,
+        found: Option<usize>,
+        live: bool,
+        hash: u64,
+        key: &[u8],
+        now: i64,
+        cas: u64,
+        edit: Edit<'_>,
+        load_factor: usize,
+    ) -> Option<Entry> {
+        let old = found.filter(|_| live).map(|i| self.table.at(i));
+        let (expires, flags) = old
+            .map(|e| (e.header().expires, e.header().flags))
+            .unwrap_or((0, 0));
+        let new = Entry::new(
+            hash,
+            key,
+            &edit.parts(old.map(|e| e.value()).unwrap_or_default()),
+            Meta {
+                expires,
+                cas,
+                access: secs(now),
+                flags,
+            },
+        );
+        match found {
+            Some(i) => {
+                let size = new.size();
+                let old = self.table.replace(i, hash, new);
+                self.bytes = self.bytes + size - old.size();
                 Some(old)
             }
-            Placed::Absent(new) => {
+            None => {
                 self.insert(new, hash, load_factor);
                 None
             }
@@ -864,34 +918,34 @@ pub enum UpdateError<E> {
 impl Shard {
     fn insert(&mut self, e: Entry, hash: u64, load_factor: usize) {
         let len = self.table.len();
-        let buckets = self.table.num_buckets().max(MIN_BUCKETS);
-        if (len + 1) * 100 > buckets * load_factor || len == self.table.capacity() {
+        let mut n = self.table.num_buckets();
+        if (len + 1) * 100 > n * load_factor {
             // Grow early so the table never runs fuller than --loadfactor.
-            let target = ((len + 1) * 100)
-                .div_ceil(load_factor)
-                .max(buckets * 7 / 8 + 1);
-            self.table.reserve(target - len, |e| e.header().hash);
+            n = n.max(MIN_BUCKETS / 2);
+            while (len + 1) * 100 > n * load_factor {
+                n *= 2;
+            }
+            self.table.resize(n);
         }
         self.bytes += e.size();
         self.inserts += 1;
-        self.table.insert_unique(hash, e, |e| e.header().hash);
+        self.table.insert(hash, e);
     }
 
     /// Shrinks after mass deletion (count ≤ 10% of buckets), never below
-    /// the minimum table size.
-    fn maybe_shrink(&mut self) {
+    /// the minimum table size. Returns whether the table was rebuilt.
+    fn maybe_shrink(&mut self) -> bool {
         let n = self.table.num_buckets();
         if n > MIN_BUCKETS * 2 && self.table.len() * 10 <= n {
-            self.table
-                .shrink_to((self.table.len() * 2).max(MIN_BUCKETS / 2), |e| {
-                    e.header().hash
-                });
+            self.table.resize((n / 4).max(MIN_BUCKETS));
+            return true;
         }
+        false
     }
 
     fn sweep_into(&mut self, now: i64, dead: &mut Vec<Entry>) {
         let before = dead.len();
-        dead.extend(self.table.extract_if(|e| !e.is_alive(now)));
+        self.table.extract_into(|e| !e.is_alive(now), dead);
         for e in &dead[before..] {
             self.bytes -= e.size();
         }
@@ -911,7 +965,7 @@ impl Shard {
         let mut victim = None;
         for k in 0..n {
             let i = (start + k) % n;
-            let Some(e) = self.table.get_bucket(i) else {
+            let Some(e) = self.table.get(i) else {
                 continue;
             };
             if e.header().hash == hash {
@@ -931,7 +985,7 @@ impl Shard {
             }
         }
         let i = victim.or(first.map(|f| f.0))?;
-        let (e, _) = self.table.get_bucket_entry(i).ok()?.remove();
+        let e = self.table.remove(i);
         self.bytes -= e.size();
         Some(e)
     }

@@ -1,0 +1,86 @@
+//! Parser benchmarks (criterion) for the protocols other than RESP
+//! (`benches/resp.rs`): Memcache text, HTTP/1.1, Postgres framing plus the
+//! simple-query tokenizer, and the protocol sniffer. Elements are
+//! requests. Each input is encoded once up front and followed by a second
+//! request (the padding), so the parser sees a realistic pipelined buffer
+//! and the loop measures parsing alone.
+//!
+//! Results: see the table at the end of this header, refreshed with
+//! `cargo bench -p pogocache-protocol --bench parsers` (RESULTS).
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use pogocache_protocol::sniff::{Sniff, sniff};
+use pogocache_protocol::{http, memcache, postgres};
+use std::hint::black_box;
+
+fn padded(req: &[u8]) -> &'static [u8] {
+    [req, req].concat().leak()
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("parsers");
+    g.throughput(Throughput::Elements(1));
+
+    let value = [b'x'; 100];
+    let mc_get = padded(b"get key:00001234\r\n");
+    let mc_set = padded(&[b"set key:00001234 0 0 100\r\n".as_slice(), &value, b"\r\n"].concat());
+    for (name, input) in [("memcache_get", mc_get), ("memcache_set_100B", mc_set)] {
+        g.bench_function(name, |b| {
+            b.iter(|| match memcache::parse(black_box(input)) {
+                memcache::Parsed::Done(n, req) => black_box((n, req.first_key())),
+                _ => unreachable!(),
+            })
+        });
+    }
+
+    let http_get = padded(b"GET /key:00001234 HTTP/1.1\r\nHost: localhost\r\nUser-Agent: bench\r\n\r\n");
+    let http_put = padded(
+        &[
+            b"PUT /key:00001234 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n".as_slice(),
+            &value,
+        ]
+        .concat(),
+    );
+    for (name, input) in [("http_get", http_get), ("http_put_100B", http_put)] {
+        g.bench_function(name, |b| {
+            b.iter(|| match http::parse(black_box(input)) {
+                http::Parsed::Done(n, _) => black_box(n),
+                _ => unreachable!(),
+            })
+        });
+    }
+
+    // A simple query message ('Q', length, SQL, NUL), framed and tokenized.
+    let sql = b"SET key:00001234 'hello world'\0";
+    let mut q = vec![b'Q'];
+    q.extend_from_slice(&((sql.len() + 4) as u32).to_be_bytes());
+    q.extend_from_slice(sql);
+    let pg = padded(&q);
+    g.bench_function("postgres_simple_query", |b| {
+        b.iter(|| match postgres::frame(black_box(pg)) {
+            postgres::Framed::Done(n, _) => {
+                let toks = postgres::tokenize(black_box(&sql[..sql.len() - 1])).unwrap();
+                black_box((n, toks.len()))
+            }
+            _ => unreachable!(),
+        })
+    });
+
+    let first = [
+        ("sniff_resp", padded(b"*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n")),
+        ("sniff_memcache", mc_get),
+        ("sniff_http", http_get),
+    ];
+    for (name, input) in first {
+        g.bench_function(name, |b| {
+            b.iter(|| match sniff(black_box(input)) {
+                Sniff::Decided(p) => black_box(p),
+                _ => unreachable!(),
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
