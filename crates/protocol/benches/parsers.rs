@@ -33,10 +33,12 @@ fn bench(c: &mut Criterion) {
         });
     }
 
-    let http_get = padded(b"GET /key:00001234 HTTP/1.1\r\nHost: localhost\r\nUser-Agent: bench\r\n\r\n");
+    let http_get =
+        padded(b"GET /key:00001234 HTTP/1.1\r\nHost: localhost\r\nUser-Agent: bench\r\n\r\n");
     let http_put = padded(
         &[
-            b"PUT /key:00001234 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n".as_slice(),
+            b"PUT /key:00001234 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n"
+                .as_slice(),
             &value,
         ]
         .concat(),

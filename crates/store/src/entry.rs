@@ -1,45 +1,64 @@
-//! One cache entry as a single heap allocation: a 40-byte header followed by
-//! the key bytes and then the value bytes.
+//! One cache entry as a single heap allocation: a compact header, the
+//! optional fields the entry actually uses, the key bytes, then the value.
 //!
 //! Owns: the entry's memory layout, allocation and release. Does not own:
-//! hashing, locking, expiry decisions (see `shard.rs`).
+//! hashing, locking, expiry decisions (see `lib.rs`) or where entries are
+//! kept (`table.rs`).
+//!
+//! Layout (little-endian, unaligned):
+//!
+//! ```text
+//! 0..4    access  u32   last access, whole seconds on the store clock
+//! 4..8    vlen    u32   value length
+//! 8..10   klen    u16   key length (0xFFFF: see the long-key field)
+//! 10      bits    u8    which optional fields follow
+//! then, when present and in this order:
+//!         expires i64   absolute expiry, ns on the store clock (0 = never)
+//!         cas     u64   compare-and-swap token (only with CAS enabled)
+//!         flags   u32   client flags (only when non-zero)
+//!         klen32  u32   key length of keys of 65,535 bytes and more
+//! then the key bytes, then the value bytes.
+//! ```
 //!
 //! Why hand-rolled: a `struct { key: Box<[u8]>, value: Box<[u8]>, .. }`
-//! costs two or three allocations and ~64 bytes of table slot per item,
-//! which puts RSS per item well above Pogocache's. Here the hash table
-//! stores a thin 8-byte pointer and everything else lives in one block,
-//! so an item costs `8 / load + 40 + key + value` bytes plus allocator
-//! rounding. The unsafe code is confined to this file and every accessor
-//! is bounds-checked by construction (lengths come from the header that
-//! `Entry::new` wrote).
+//! costs two or three allocations per item, and even a fixed 40-byte
+//! header pushes a 16-byte key with a 100-byte value past the allocator's
+//! 128-byte size class. Here the common entry (no TTL, no flags, no CAS)
+//! carries 11 bytes of metadata, so it costs `8 / load + 11 + key + value`
+//! bytes plus allocator rounding, below Pogocache's per-item figure. The
+//! full hash is not stored: the table keeps a 16-bit tag in each bucket
+//! and rehashes keys on the rare paths (growth, deletion shifts) that need
+//! the home bucket. The unsafe code is confined to this file and every
+//! accessor reads only bytes `Entry::new` wrote (lengths come from the
+//! header).
 
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
+use std::marker::PhantomData;
 use std::ptr::NonNull;
 
-/// Fixed part of every entry. `repr(C)` so the layout (and the size test
-/// below) is stable.
-#[repr(C)]
-pub(crate) struct Header {
-    /// Full 64-bit key hash, kept so table growth never rehashes keys.
-    pub hash: u64,
-    /// Absolute expiry in nanoseconds on the store clock; 0 = never.
+/// Fixed header bytes.
+pub(crate) const HEADER: usize = 11;
+
+const EXPIRES: u8 = 1;
+const CAS: u8 = 2;
+const FLAGS: u8 = 4;
+const LONG_KEY: u8 = 8;
+
+/// Header fields chosen by the caller when building an entry.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Meta {
+    /// Absolute expiry in ns; 0 = never (then no expiry field is stored).
     pub expires: i64,
-    /// Compare-and-swap token (0 when CAS is disabled).
+    /// CAS token, stored only when `with_cas`.
     pub cas: u64,
-    /// Last access in whole seconds on the store clock (for eviction).
+    pub with_cas: bool,
     pub access: u32,
-    /// Opaque client flags (memcache flags).
+    /// Client flags; 0 is not stored.
     pub flags: u32,
-    /// Key length in bytes.
-    pub klen: u32,
-    /// Value length in bytes.
-    pub vlen: u32,
 }
 
-pub(crate) const HEADER: usize = size_of::<Header>();
-
 /// Owning thin pointer to one entry block.
-pub(crate) struct Entry(NonNull<Header>);
+pub(crate) struct Entry(NonNull<u8>);
 
 // SAFETY: an Entry exclusively owns its block (like Box), and the block
 // holds only plain bytes, so moving it across threads is sound.
@@ -47,51 +66,96 @@ unsafe impl Send for Entry {}
 // SAFETY: shared access only reads through `&self`.
 unsafe impl Sync for Entry {}
 
-impl Entry {
-    fn layout(klen: usize, vlen: usize) -> Layout {
-        // Sizes are bounded by the u32 header fields, far below isize::MAX.
-        Layout::from_size_align(HEADER + klen + vlen, align_of::<Header>()).expect("entry layout")
-    }
+fn opt_len(bits: u8) -> usize {
+    (if bits & EXPIRES != 0 { 8 } else { 0 })
+        + (if bits & CAS != 0 { 8 } else { 0 })
+        + (if bits & FLAGS != 0 { 4 } else { 0 })
+        + (if bits & LONG_KEY != 0 { 4 } else { 0 })
+}
 
+fn layout(size: usize) -> Layout {
+    // Sizes are bounded by the u32 length fields, far below isize::MAX.
+    Layout::from_size_align(size, 1).expect("entry layout")
+}
+
+impl Entry {
     /// Allocates an entry holding `key` and the concatenation of `parts`
     /// as its value (APPEND/PREPEND build values from two slices without
     /// an intermediate copy).
-    pub fn new(hash: u64, key: &[u8], parts: &[&[u8]], meta: Meta) -> Entry {
+    pub fn new(key: &[u8], parts: &[&[u8]], meta: Meta) -> Entry {
         let vlen: usize = parts.iter().map(|p| p.len()).sum();
         assert!(key.len() <= u32::MAX as usize && vlen <= u32::MAX as usize);
-        let layout = Self::layout(key.len(), vlen);
-        // SAFETY: layout has non-zero size (the header is 40 bytes).
+        let mut bits = 0;
+        if meta.expires != 0 {
+            bits |= EXPIRES;
+        }
+        if meta.with_cas {
+            bits |= CAS;
+        }
+        if meta.flags != 0 {
+            bits |= FLAGS;
+        }
+        if key.len() >= 0xFFFF {
+            bits |= LONG_KEY;
+        }
+        let size = HEADER + opt_len(bits) + key.len() + vlen;
+        let layout = layout(size);
+        // SAFETY: layout has non-zero size (the header is 11 bytes).
         let raw = unsafe { alloc(layout) };
-        let Some(ptr) = NonNull::new(raw as *mut Header) else {
+        let Some(ptr) = NonNull::new(raw) else {
             handle_alloc_error(layout)
         };
-        // SAFETY: `ptr` points to a fresh block of HEADER + klen + vlen
-        // bytes aligned for Header; we initialise every byte we later read.
+        let mut w = Writer(raw);
+        // SAFETY: `raw` is a fresh block of exactly `size` bytes and the
+        // writes below fill it front to back, `size` bytes in total.
         unsafe {
-            ptr.as_ptr().write(Header {
-                hash,
-                expires: meta.expires,
-                cas: meta.cas,
-                access: meta.access,
-                flags: meta.flags,
-                klen: key.len() as u32,
-                vlen: vlen as u32,
-            });
-            let mut dst = raw.add(HEADER);
-            std::ptr::copy_nonoverlapping(key.as_ptr(), dst, key.len());
-            dst = dst.add(key.len());
+            w.put(&meta.access.to_le_bytes());
+            w.put(&(vlen as u32).to_le_bytes());
+            w.put(&(key.len().min(0xFFFF) as u16).to_le_bytes());
+            w.put(&[bits]);
+            if bits & EXPIRES != 0 {
+                w.put(&meta.expires.to_le_bytes());
+            }
+            if bits & CAS != 0 {
+                w.put(&meta.cas.to_le_bytes());
+            }
+            if bits & FLAGS != 0 {
+                w.put(&meta.flags.to_le_bytes());
+            }
+            if bits & LONG_KEY != 0 {
+                w.put(&(key.len() as u32).to_le_bytes());
+            }
+            w.put(key);
             for p in parts {
-                std::ptr::copy_nonoverlapping(p.as_ptr(), dst, p.len());
-                dst = dst.add(p.len());
+                w.put(p);
             }
         }
         Entry(ptr)
     }
 
+    /// Gives up ownership of the block (the table packs the address into
+    /// a bucket). Pair with [`Entry::from_raw`].
     #[inline]
-    pub fn header(&self) -> &Header {
-        // SAFETY: the header was initialised in `new` and lives as long as self.
-        unsafe { self.0.as_ref() }
+    pub fn into_raw(self) -> *mut u8 {
+        let p = self.0.as_ptr();
+        std::mem::forget(self);
+        p
+    }
+
+    /// Takes back ownership of a block from [`Entry::into_raw`].
+    ///
+    /// # Safety
+    /// `p` must come from `into_raw` and be taken back exactly once.
+    #[inline]
+    pub unsafe fn from_raw(p: *mut u8) -> Entry {
+        // SAFETY: non-null by the contract above.
+        Entry(unsafe { NonNull::new_unchecked(p) })
+    }
+
+    /// A borrowed view of this entry.
+    #[inline]
+    pub fn as_ptr(&self) -> EntryPtr<'_> {
+        EntryPtr(self.0, PhantomData)
     }
 
     /// Bytes this entry accounts for in the `bytes` statistic.
@@ -106,107 +170,192 @@ impl Entry {
     }
 }
 
-impl Entry {
-    /// Gives up ownership of the block (the table packs the address into
-    /// a bucket). Pair with [`Entry::from_raw`].
-    #[inline]
-    pub fn into_raw(self) -> *mut Header {
-        let p = self.0.as_ptr();
-        std::mem::forget(self);
-        p
+impl Drop for Entry {
+    fn drop(&mut self) {
+        let size = self.size();
+        // SAFETY: the block was allocated in `new` with this same layout.
+        unsafe { dealloc(self.0.as_ptr(), layout(size)) }
     }
+}
 
-    /// Takes back ownership of a block from [`Entry::into_raw`].
-    ///
+/// Sequential writer over a fresh block.
+struct Writer(*mut u8);
+
+impl Writer {
     /// # Safety
-    /// `p` must come from `into_raw` and be taken back exactly once.
+    /// The block must have room for `b` at the current position.
     #[inline]
-    pub unsafe fn from_raw(p: *mut Header) -> Entry {
-        // SAFETY: non-null by the contract above.
-        Entry(unsafe { NonNull::new_unchecked(p) })
-    }
-
-    /// A borrowed view of this entry.
-    #[inline]
-    pub fn as_ptr(&self) -> EntryPtr<'_> {
-        EntryPtr(self.0, std::marker::PhantomData)
+    unsafe fn put(&mut self, b: &[u8]) {
+        // SAFETY: caller guarantees room; source and block never overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(b.as_ptr(), self.0, b.len());
+            self.0 = self.0.add(b.len());
+        }
     }
 }
 
 /// A shared borrow of an entry block owned by someone else (a table
-/// bucket), with the same read accessors as [`Entry`].
+/// bucket), with the entry's read accessors.
 #[derive(Clone, Copy)]
-pub(crate) struct EntryPtr<'a>(NonNull<Header>, std::marker::PhantomData<&'a Header>);
+pub(crate) struct EntryPtr<'a>(NonNull<u8>, PhantomData<&'a u8>);
 
 impl<'a> EntryPtr<'a> {
     /// # Safety
     /// `p` must point to a live entry block that outlives `'a` and is not
     /// mutated during `'a`.
     #[inline]
-    pub unsafe fn new(p: *mut Header) -> EntryPtr<'a> {
+    pub unsafe fn new(p: *mut u8) -> EntryPtr<'a> {
         // SAFETY: non-null by the contract above.
-        EntryPtr(
-            unsafe { NonNull::new_unchecked(p) },
-            std::marker::PhantomData,
-        )
+        EntryPtr(unsafe { NonNull::new_unchecked(p) }, PhantomData)
     }
 
     #[inline]
-    pub fn header(self) -> &'a Header {
-        // SAFETY: live block for 'a (constructor contract).
-        unsafe { self.0.as_ref() }
+    fn read<const N: usize>(self, at: usize) -> [u8; N] {
+        // SAFETY: callers read only fields inside the block, whose layout
+        // the header describes.
+        unsafe { self.0.as_ptr().add(at).cast::<[u8; N]>().read_unaligned() }
+    }
+
+    #[inline]
+    fn bits(self) -> u8 {
+        self.read::<1>(10)[0]
+    }
+
+    #[inline]
+    pub fn access(self) -> u32 {
+        u32::from_le_bytes(self.read(0))
+    }
+
+    #[inline]
+    fn vlen(self) -> usize {
+        u32::from_le_bytes(self.read(4)) as usize
+    }
+
+    #[inline]
+    fn klen(self) -> usize {
+        let short = u16::from_le_bytes(self.read(8)) as usize;
+        if short < 0xFFFF {
+            short
+        } else {
+            let at = HEADER + opt_len(self.bits()) - 4;
+            u32::from_le_bytes(self.read(at)) as usize
+        }
+    }
+
+    /// Offset of the key: past the header and the optional fields.
+    #[inline]
+    fn key_at(self) -> usize {
+        HEADER + opt_len(self.bits())
+    }
+
+    /// Absolute expiry, 0 for none.
+    #[inline]
+    pub fn expires(self) -> i64 {
+        if self.bits() & EXPIRES == 0 {
+            0
+        } else {
+            i64::from_le_bytes(self.read(HEADER))
+        }
+    }
+
+    #[inline]
+    fn cas_at(self) -> Option<usize> {
+        let b = self.bits();
+        (b & CAS != 0).then(|| HEADER + if b & EXPIRES != 0 { 8 } else { 0 })
+    }
+
+    /// CAS token, 0 when the entry has none.
+    #[inline]
+    pub fn cas(self) -> u64 {
+        self.cas_at()
+            .map(|at| u64::from_le_bytes(self.read(at)))
+            .unwrap_or(0)
+    }
+
+    /// Client flags (0 when none were stored).
+    #[inline]
+    pub fn flags(self) -> u32 {
+        let b = self.bits();
+        if b & FLAGS == 0 {
+            return 0;
+        }
+        let at = HEADER + opt_len(b & (EXPIRES | CAS));
+        u32::from_le_bytes(self.read(at))
     }
 
     #[inline]
     pub fn key(self) -> &'a [u8] {
-        let h = self.header();
-        // SAFETY: klen key bytes follow the header (written in `new`).
-        unsafe {
-            std::slice::from_raw_parts((self.0.as_ptr() as *const u8).add(HEADER), h.klen as usize)
-        }
+        // SAFETY: klen key bytes follow the optional fields (`new`).
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().add(self.key_at()), self.klen()) }
     }
 
     #[inline]
     pub fn value(self) -> &'a [u8] {
-        let h = self.header();
-        // SAFETY: vlen value bytes follow the key (written in `new`).
-        unsafe {
-            std::slice::from_raw_parts(
-                (self.0.as_ptr() as *const u8).add(HEADER + h.klen as usize),
-                h.vlen as usize,
-            )
-        }
+        let at = self.key_at() + self.klen();
+        // SAFETY: vlen value bytes follow the key (`new`).
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().add(at), self.vlen()) }
     }
 
+    /// Bytes the block occupies (the `bytes` statistic).
     #[inline]
     pub fn size(self) -> usize {
-        let h = self.header();
-        HEADER + h.klen as usize + h.vlen as usize
+        self.key_at() + self.klen() + self.vlen()
     }
 
     #[inline]
     pub fn is_alive(self, now: i64) -> bool {
-        let e = self.header().expires;
+        let e = self.expires();
         e == 0 || e > now
     }
 }
 
-impl Drop for Entry {
-    fn drop(&mut self) {
-        let h = self.header();
-        let layout = Self::layout(h.klen as usize, h.vlen as usize);
-        // SAFETY: the block was allocated in `new` with this same layout.
-        unsafe { dealloc(self.0.as_ptr() as *mut u8, layout) }
-    }
-}
+/// In-place edits of fields an entry already has room for. Only the table
+/// hands these out, for buckets it owns, behind `&mut`.
+pub(crate) struct EntryMut(NonNull<u8>);
 
-/// Header fields chosen by the caller when building an entry.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Meta {
-    pub expires: i64,
-    pub cas: u64,
-    pub access: u32,
-    pub flags: u32,
+impl EntryMut {
+    /// # Safety
+    /// `p` must point to a live entry block the caller may mutate
+    /// exclusively for as long as this value is used.
+    #[inline]
+    pub unsafe fn new(p: *mut u8) -> EntryMut {
+        // SAFETY: non-null by the contract above.
+        EntryMut(unsafe { NonNull::new_unchecked(p) })
+    }
+
+    #[inline]
+    fn view(&self) -> EntryPtr<'_> {
+        EntryPtr(self.0, PhantomData)
+    }
+
+    #[inline]
+    fn write(&mut self, at: usize, b: &[u8]) {
+        // SAFETY: `at` is a field offset inside the block (computed from
+        // its own header), and we have exclusive access.
+        unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), self.0.as_ptr().add(at), b.len()) }
+    }
+
+    #[inline]
+    pub fn set_access(&mut self, secs: u32) {
+        self.write(0, &secs.to_le_bytes());
+    }
+
+    /// Sets expiry and CAS in place. Returns false (changing nothing) when
+    /// the entry has no expiry field and `expires` is not 0: the caller
+    /// rebuilds the entry with one.
+    pub fn set_expiry(&mut self, expires: i64, cas: u64) -> bool {
+        let has = self.view().bits() & EXPIRES != 0;
+        if !has && expires != 0 {
+            return false;
+        }
+        if has {
+            self.write(HEADER, &expires.to_le_bytes());
+        }
+        if let Some(at) = self.view().cas_at() {
+            self.write(at, &cas.to_le_bytes());
+        }
+        true
+    }
 }
 
 #[cfg(test)]
@@ -214,45 +363,74 @@ mod tests {
     use super::*;
 
     #[test]
-    fn layout_sizes_are_pinned() {
-        // Layout changes move RSS per item; make them fail loudly.
-        assert_eq!(size_of::<Header>(), 40);
+    fn common_entry_fits_the_128_byte_class() {
+        // A 16-byte key and a 100-byte value (the benchmark item) must stay
+        // within 128 bytes: layout changes move RSS per item, so make them
+        // fail loudly.
+        let e = Entry::new(&[b'k'; 16], &[&[b'v'; 100]], Meta::default());
+        assert_eq!(e.size(), 127);
         assert_eq!(size_of::<Entry>(), 8);
         assert_eq!(size_of::<Option<Entry>>(), 8);
     }
 
     #[test]
-    fn key_and_value_round_trip() {
-        let meta = Meta {
-            expires: 7,
-            cas: 9,
-            access: 3,
-            flags: 5,
-        };
-        let e = Entry::new(42, b"key", &[b"val", b"ue\x00\xff"], meta);
-        assert_eq!(e.as_ptr().key(), b"key");
-        assert_eq!(e.as_ptr().value(), b"value\x00\xff");
-        let h = e.header();
+    fn fields_round_trip_in_every_combination() {
+        let long = vec![b'L'; 70_000];
+        for bits in 0..16u8 {
+            let key: &[u8] = if bits & LONG_KEY != 0 { &long } else { b"key" };
+            let meta = Meta {
+                expires: if bits & EXPIRES != 0 { 7 } else { 0 },
+                cas: 9,
+                with_cas: bits & CAS != 0,
+                access: 3,
+                flags: if bits & FLAGS != 0 { 5 } else { 0 },
+            };
+            let e = Entry::new(key, &[b"val", b"ue\x00\xff"], meta);
+            let p = e.as_ptr();
+            assert_eq!(p.key(), key);
+            assert_eq!(p.value(), b"value\x00\xff");
+            assert_eq!(p.expires(), meta.expires);
+            assert_eq!(p.cas(), if meta.with_cas { 9 } else { 0 });
+            assert_eq!(p.flags(), meta.flags);
+            assert_eq!(p.access(), 3);
+            assert_eq!(p.size(), HEADER + opt_len(bits) + key.len() + 7);
+        }
+        let empty = Entry::new(b"", &[], Meta::default());
         assert_eq!(
-            (h.hash, h.expires, h.cas, h.access, h.flags),
-            (42, 7, 9, 3, 5)
+            (empty.as_ptr().key(), empty.as_ptr().value()),
+            (&b""[..], &b""[..])
         );
-        assert_eq!(e.size(), 40 + 3 + 7);
-        let empty = Entry::new(1, b"", &[], Meta::default());
-        assert_eq!(empty.as_ptr().key(), b"");
-        assert_eq!(empty.as_ptr().value(), b"");
     }
 
     #[test]
-    fn liveness() {
-        let e = Entry::new(1, b"k", &[b"v"], Meta::default());
-        assert!(e.is_alive(i64::MAX));
+    fn in_place_edits() {
         let meta = Meta {
             expires: 100,
+            with_cas: true,
+            cas: 1,
             ..Meta::default()
         };
-        let e = Entry::new(1, b"k", &[b"v"], meta);
+        let e = Entry::new(b"k", &[b"v"], meta);
         assert!(e.is_alive(99));
         assert!(!e.is_alive(100));
+        let p = e.into_raw();
+        // SAFETY: we own the block and nothing else refers to it.
+        let mut m = unsafe { EntryMut::new(p) };
+        m.set_access(42);
+        assert!(m.set_expiry(0, 8));
+        // SAFETY: as above; reclaim ownership once.
+        let e = unsafe { Entry::from_raw(p) };
+        let v = e.as_ptr();
+        assert_eq!((v.access(), v.expires(), v.cas()), (42, 0, 8));
+        assert!(e.is_alive(i64::MAX));
+
+        let e = Entry::new(b"k", &[b"v"], Meta::default());
+        let p = e.into_raw();
+        // SAFETY: as above.
+        let mut m = unsafe { EntryMut::new(p) };
+        assert!(!m.set_expiry(5, 0), "no room for an expiry");
+        assert!(m.set_expiry(0, 0));
+        // SAFETY: as above.
+        drop(unsafe { Entry::from_raw(p) });
     }
 }

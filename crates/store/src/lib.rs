@@ -51,6 +51,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use entry::{Entry, EntryPtr, Meta};
+use foldhash::fast::FixedState;
 use table::Table;
 
 /// Largest value the store accepts (512 MiB), as in Pogocache.
@@ -177,14 +178,14 @@ impl<'a> EntryRef<'a> {
         self.0.value()
     }
     pub fn flags(&self) -> u32 {
-        self.0.header().flags
+        self.0.flags()
     }
     pub fn cas(&self) -> u64 {
-        self.0.header().cas
+        self.0.cas()
     }
     /// Absolute expiry on the store clock, or `None` for no expiry.
     pub fn expires(&self) -> Option<i64> {
-        match self.0.header().expires {
+        match self.0.expires() {
             0 => None,
             e => Some(e),
         }
@@ -233,7 +234,7 @@ struct Shard {
 /// from any number of threads.
 pub struct Store {
     shards: Box<[Slot]>,
-    hasher: foldhash::fast::FixedState,
+    hasher: FixedState,
     nshards: u64,
     load_factor: usize,
     cas: bool,
@@ -267,7 +268,7 @@ impl Store {
             .collect();
         Store {
             shards,
-            hasher: foldhash::fast::FixedState::with_seed(seed),
+            hasher: FixedState::with_seed(seed),
             nshards: n as u64,
             load_factor: config.load_factor.clamp(55, 95) as usize,
             cas: config.cas,
@@ -372,6 +373,16 @@ impl Store {
         (hash, self.lock_index(self.shard_of(hash)))
     }
 
+    /// The configuration shard methods need.
+    #[inline]
+    fn cx(&self) -> Cx<'_> {
+        Cx {
+            hasher: &self.hasher,
+            load_factor: self.load_factor,
+            with_cas: self.cas,
+        }
+    }
+
     /// After a write that may have grown or shrunk the key's table.
     #[inline]
     fn publish_for(&self, hash: u64, shard: &Shard) {
@@ -404,11 +415,11 @@ impl Store {
         };
         if shard.table.at(i).is_alive(now) {
             if touch {
-                shard.table.header_mut(i).access = secs(now);
+                shard.table.entry_mut(i).set_access(secs(now));
             }
             return f(Some(EntryRef(shard.table.at(i))));
         }
-        let dead = shard.table.remove(i);
+        let dead = shard.table.remove(i, &self.hasher);
         shard.bytes -= dead.size();
         drop(shard);
         drop(dead);
@@ -460,7 +471,7 @@ impl Store {
             Cond::Xx => old_live,
         } && match opts.cas {
             None => true,
-            Some(c) => old_live && self.cas && old.is_some_and(|e| e.header().cas == c),
+            Some(c) => old_live && self.cas && old.is_some_and(|e| e.cas() == c),
         };
         if !allowed {
             return Ok(SetOutcome::NotStored { existed: old_live });
@@ -469,13 +480,14 @@ impl Store {
             Expiry::Never => 0,
             Expiry::At(t) => t.max(1),
             Expiry::Keep => match old {
-                Some(e) if old_live => e.header().expires,
+                Some(e) if old_live => e.expires(),
                 _ => 0,
             },
         };
         let meta = Meta {
             expires,
             cas,
+            with_cas: self.cas,
             access: secs(now),
             flags: opts.flags,
         };
@@ -484,7 +496,7 @@ impl Store {
                 if old_live {
                     on_replaced(EntryRef(e));
                 }
-                let new = Entry::new(hash, key, &[value], meta);
+                let new = Entry::new(key, &[value], meta);
                 let size = new.size();
                 let old = shard.table.replace(i, hash, new);
                 shard.bytes = shard.bytes - old.size() + size;
@@ -492,8 +504,8 @@ impl Store {
             }
             _ => {
                 let evicted = self.make_room(shard, hash, now)?;
-                let new = Entry::new(hash, key, &[value], meta);
-                shard.insert(new, hash, self.load_factor);
+                let new = Entry::new(key, &[value], meta);
+                shard.insert(new, hash, &self.cx());
                 self.publish_for(hash, shard);
                 evicted
             }
@@ -517,7 +529,7 @@ impl Store {
         if !self.evict {
             return Err(StoreError::OutOfMemory);
         }
-        Ok(shard.evict_one(hash, now))
+        Ok(shard.evict_one(hash, now, &self.hasher))
     }
 
     /// Deletes a live key. Returns whether one was deleted.
@@ -526,9 +538,9 @@ impl Store {
         let Some(i) = shard.table.find(hash, |e| e.key() == key) else {
             return false;
         };
-        let e = shard.table.remove(i);
+        let e = shard.table.remove(i, &self.hasher);
         shard.bytes -= e.size();
-        if shard.maybe_shrink() {
+        if shard.maybe_shrink(&self.hasher) {
             self.publish_for(hash, &shard);
         }
         drop(shard);
@@ -547,18 +559,38 @@ impl Store {
             return false;
         };
         let alive = shard.table.at(i).is_alive(now);
+        let mut replaced = None;
         if alive {
-            let h = shard.table.header_mut(i);
-            h.expires = expires.map(|t| t.max(1)).unwrap_or(0);
-            h.cas = cas;
-            h.access = secs(now);
+            let ex = expires.map(|t| t.max(1)).unwrap_or(0);
+            let mut m = shard.table.entry_mut(i);
+            if m.set_expiry(ex, cas) {
+                m.set_access(secs(now));
+            } else {
+                // No room for an expiry in this entry: rebuild it with one.
+                let old = shard.table.at(i);
+                let meta = Meta {
+                    expires: ex,
+                    cas,
+                    with_cas: self.cas,
+                    access: secs(now),
+                    flags: old.flags(),
+                };
+                let new = Entry::new(old.key(), &[old.value()], meta);
+                let size = new.size();
+                let old = shard.table.replace(i, hash, new);
+                shard.bytes = shard.bytes + size - old.size();
+                replaced = Some(old);
+            }
         }
+        let mut removed = None;
         if !shard.table.at(i).is_alive(now) {
-            let e = shard.table.remove(i);
+            let e = shard.table.remove(i, &self.hasher);
             shard.bytes -= e.size();
-            drop(guard);
-            drop(e);
+            removed = Some(e);
         }
+        drop(guard);
+        drop(replaced);
+        drop(removed);
         alive
     }
 
@@ -607,7 +639,7 @@ impl Store {
             now,
             cas,
             Edit::Whole(scratch),
-            self.load_factor,
+            &self.cx(),
         );
         self.publish_for(hash, shard);
         drop(guard);
@@ -652,7 +684,7 @@ impl Store {
             now,
             cas,
             Edit::Add(side, data),
-            self.load_factor,
+            &self.cx(),
         );
         self.publish_for(hash, shard);
         drop(guard);
@@ -713,9 +745,9 @@ impl Store {
         for i in 0..self.shards.len() {
             {
                 let mut s = self.lock_index(i);
-                s.sweep_into(now, &mut dead);
+                s.sweep_into(now, &mut dead, &self.hasher);
                 st.kept += s.table.len();
-                s.maybe_shrink();
+                s.maybe_shrink(&self.hasher);
                 self.publish(i, &s);
             }
             st.swept += dead.len();
@@ -793,7 +825,7 @@ impl Store {
                     continue;
                 };
                 if !e.is_alive(now) {
-                    let e = s.table.remove(i);
+                    let e = s.table.remove(i, &self.hasher);
                     s.bytes -= e.size();
                     dead.push(e);
                     // The removal shifted the rest of the probe run back:
@@ -833,7 +865,7 @@ impl Store {
         let mut dead = Vec::new();
         {
             let mut s = self.lock_index(i);
-            s.sweep_into(now, &mut dead);
+            s.sweep_into(now, &mut dead, &self.hasher);
             for e in s.table.iter() {
                 f(EntryRef(e));
             }
@@ -876,19 +908,17 @@ impl Shard {
         now: i64,
         cas: u64,
         edit: Edit<'_>,
-        load_factor: usize,
+        cx: &Cx<'_>,
     ) -> Option<Entry> {
         let old = found.filter(|_| live).map(|i| self.table.at(i));
-        let (expires, flags) = old
-            .map(|e| (e.header().expires, e.header().flags))
-            .unwrap_or((0, 0));
+        let (expires, flags) = old.map(|e| (e.expires(), e.flags())).unwrap_or((0, 0));
         let new = Entry::new(
-            hash,
             key,
             &edit.parts(old.map(|e| e.value()).unwrap_or_default()),
             Meta {
                 expires,
                 cas,
+                with_cas: cx.with_cas,
                 access: secs(now),
                 flags,
             },
@@ -901,11 +931,18 @@ impl Shard {
                 Some(old)
             }
             None => {
-                self.insert(new, hash, load_factor);
+                self.insert(new, hash, cx);
                 None
             }
         }
     }
+}
+
+/// What shard methods need from the store's configuration.
+struct Cx<'a> {
+    hasher: &'a FixedState,
+    load_factor: usize,
+    with_cas: bool,
 }
 
 /// Error from [`Store::update`]: the caller's own failure, or the store's.
@@ -916,16 +953,16 @@ pub enum UpdateError<E> {
 }
 
 impl Shard {
-    fn insert(&mut self, e: Entry, hash: u64, load_factor: usize) {
+    fn insert(&mut self, e: Entry, hash: u64, cx: &Cx<'_>) {
         let len = self.table.len();
         let mut n = self.table.num_buckets();
-        if (len + 1) * 100 > n * load_factor {
+        if (len + 1) * 100 > n * cx.load_factor {
             // Grow early so the table never runs fuller than --loadfactor.
             n = n.max(MIN_BUCKETS / 2);
-            while (len + 1) * 100 > n * load_factor {
+            while (len + 1) * 100 > n * cx.load_factor {
                 n *= 2;
             }
-            self.table.resize(n);
+            self.table.resize(n, cx.hasher);
         }
         self.bytes += e.size();
         self.inserts += 1;
@@ -934,18 +971,18 @@ impl Shard {
 
     /// Shrinks after mass deletion (count ≤ 10% of buckets), never below
     /// the minimum table size. Returns whether the table was rebuilt.
-    fn maybe_shrink(&mut self) -> bool {
+    fn maybe_shrink(&mut self, h: &FixedState) -> bool {
         let n = self.table.num_buckets();
         if n > MIN_BUCKETS * 2 && self.table.len() * 10 <= n {
-            self.table.resize((n / 4).max(MIN_BUCKETS));
+            self.table.resize((n / 4).max(MIN_BUCKETS), h);
             return true;
         }
         false
     }
 
-    fn sweep_into(&mut self, now: i64, dead: &mut Vec<Entry>) {
+    fn sweep_into(&mut self, now: i64, dead: &mut Vec<Entry>, h: &FixedState) {
         let before = dead.len();
-        self.table.extract_into(|e| !e.is_alive(now), dead);
+        self.table.extract_into(|e| !e.is_alive(now), dead, h);
         for e in &dead[before..] {
             self.bytes -= e.size();
         }
@@ -955,7 +992,7 @@ impl Shard {
     /// the new key's hash), skip the new key's own hash, remove the first
     /// dead entry met, else the older (by last access) of the first two
     /// live ones.
-    fn evict_one(&mut self, hash: u64, now: i64) -> Option<Entry> {
+    fn evict_one(&mut self, hash: u64, now: i64, h: &FixedState) -> Option<Entry> {
         let n = self.table.num_buckets();
         if self.table.is_empty() {
             return None;
@@ -968,14 +1005,14 @@ impl Shard {
             let Some(e) = self.table.get(i) else {
                 continue;
             };
-            if e.header().hash == hash {
+            if self.table.same_tag(i, hash) {
                 continue;
             }
             if !e.is_alive(now) {
                 victim = Some(i);
                 break;
             }
-            let access = e.header().access;
+            let access = e.access();
             match first {
                 None => first = Some((i, access)),
                 Some((j, a)) => {
@@ -985,7 +1022,7 @@ impl Shard {
             }
         }
         let i = victim.or(first.map(|f| f.0))?;
-        let e = self.table.remove(i);
+        let e = self.table.remove(i, h);
         self.bytes -= e.size();
         Some(e)
     }

@@ -15,9 +15,15 @@
 //! from the hash alone, so a pipeline of requests can prefetch it (see
 //! `Store::prefetch`). Deletion shifts later members of the probe run
 //! back, as Pogocache's own map does, so there are no tombstones and
-//! probe runs stay short at the configured load factor.
+//! probe runs stay short at the configured load factor. Entries do not
+//! store their hash (see `entry.rs`): growth and deletion shifts rehash
+//! the keys they move, with the store's seeded hasher.
 
-use crate::entry::{Entry, EntryPtr, Header};
+use std::hash::BuildHasher;
+
+use foldhash::fast::FixedState;
+
+use crate::entry::{Entry, EntryMut, EntryPtr};
 
 /// Low 48 bits of a bucket: the entry's address. x86-64 and AArch64 Linux
 /// give user space 47/48-bit addresses unless a program asks mmap for
@@ -37,15 +43,26 @@ fn pack(hash: u64, e: Entry) -> u64 {
 }
 
 #[inline]
-fn addr(b: u64) -> *mut Header {
-    (b & ADDR) as *mut Header
+fn addr(b: u64) -> *mut u8 {
+    (b & ADDR) as *mut u8
 }
 
 /// Bucket array plus entry count. Empty buckets are 0 (entry addresses
 /// are never null).
+///
+/// The store's hasher is passed to the operations that rehash rather than
+/// kept here, so a shard (lock, table, counters) still fits one cache line.
 pub(crate) struct Table {
     buckets: Box<[u64]>,
     len: usize,
+}
+
+/// Home bucket of the entry in bucket value `b` under `mask`.
+#[inline]
+fn home(h: &FixedState, b: u64, mask: usize) -> usize {
+    // SAFETY: `b` is an occupied bucket of a live table.
+    let key = unsafe { EntryPtr::new(addr(b)) }.key();
+    h.hash_one(key) as usize & mask
 }
 
 impl Table {
@@ -127,13 +144,21 @@ impl Table {
         unsafe { EntryPtr::new(addr(b)) }
     }
 
-    /// Mutable header of the entry in occupied bucket `i`.
+    /// In-place editor for the entry in occupied bucket `i`.
     #[inline]
-    pub fn header_mut(&mut self, i: usize) -> &mut Header {
+    pub fn entry_mut(&mut self, i: usize) -> EntryMut {
         let b = self.buckets[i];
-        assert!(b != 0, "header_mut on an empty bucket");
-        // SAFETY: the table owns the entry; &mut self gives exclusivity.
-        unsafe { &mut *addr(b) }
+        assert!(b != 0, "entry_mut on an empty bucket");
+        // SAFETY: the table owns the entry; &mut self gives exclusivity
+        // for as long as the editor can be used.
+        unsafe { EntryMut::new(addr(b)) }
+    }
+
+    /// Whether bucket `i` holds an entry whose hash has `hash`'s tag.
+    #[inline]
+    pub fn same_tag(&self, i: usize, hash: u64) -> bool {
+        let b = self.buckets[i];
+        b != 0 && b & !ADDR == tag(hash)
     }
 
     /// Puts `new` (same key, so same hash) in occupied bucket `i` and
@@ -148,7 +173,7 @@ impl Table {
 
     /// Removes the entry in occupied bucket `i`, shifting the rest of its
     /// probe run back so lookups never need tombstones.
-    pub fn remove(&mut self, i: usize) -> Entry {
+    pub fn remove(&mut self, i: usize, h: &FixedState) -> Entry {
         let b = self.buckets[i];
         assert!(b != 0, "remove on an empty bucket");
         let mask = self.mask();
@@ -159,8 +184,7 @@ impl Table {
             if nb == 0 {
                 break;
             }
-            // SAFETY: occupied bucket, entry owned by this table.
-            let home = unsafe { (*addr(nb)).hash } as usize & mask;
+            let home = home(h, nb, mask);
             // Move nb back into the hole unless its home lies cyclically
             // in (hole, j], where the hole would break its probe run.
             let stays = if hole <= j {
@@ -194,19 +218,24 @@ impl Table {
     }
 
     /// Rebuilds the table with `n` buckets (a power of two above len).
-    pub fn resize(&mut self, n: usize) {
+    pub fn resize(&mut self, n: usize, h: &FixedState) {
         assert!(n.is_power_of_two() && n > self.len);
         let old = std::mem::replace(&mut self.buckets, vec![0; n].into_boxed_slice());
-        let mask = n - 1;
+        // The entries move to the new array; the old one is freed below
+        // (dropping plain u64s, not entries).
         for b in old.iter().copied().filter(|&b| b != 0) {
-            // SAFETY: occupied bucket; the entry moves to the new array.
-            let h = unsafe { (*addr(b)).hash };
-            let mut i = h as usize & mask;
-            while self.buckets[i] != 0 {
-                i = (i + 1) & mask;
-            }
-            self.buckets[i] = b;
+            self.put(b, h);
         }
+    }
+
+    /// Places a packed bucket value at the first free bucket from its home.
+    fn put(&mut self, b: u64, h: &FixedState) {
+        let mask = self.mask();
+        let mut i = home(h, b, mask);
+        while self.buckets[i] != 0 {
+            i = (i + 1) & mask;
+        }
+        self.buckets[i] = b;
     }
 
     /// Live view of every entry, in bucket order.
@@ -224,6 +253,7 @@ impl Table {
         &mut self,
         mut dead: impl FnMut(EntryPtr<'_>) -> bool,
         out: &mut Vec<Entry>,
+        h: &FixedState,
     ) {
         if self.len == 0 {
             return;
@@ -232,14 +262,13 @@ impl Table {
         let old = std::mem::replace(&mut self.buckets, vec![0; n].into_boxed_slice());
         self.len = 0;
         for b in old.iter().copied().filter(|&b| b != 0) {
-            // SAFETY: occupied bucket; ownership is taken exactly once,
-            // either here or by re-packing below.
-            let e = unsafe { Entry::from_raw(addr(b)) };
-            if dead(e.as_ptr()) {
-                out.push(e);
+            // SAFETY: occupied bucket of the old array.
+            if dead(unsafe { EntryPtr::new(addr(b)) }) {
+                // SAFETY: ownership leaves the table exactly once, here.
+                out.push(unsafe { Entry::from_raw(addr(b)) });
             } else {
-                let h = e.header().hash;
-                self.insert(h, e);
+                self.put(b, h);
+                self.len += 1;
             }
         }
     }
@@ -265,65 +294,76 @@ impl Drop for Table {
 mod tests {
     use super::*;
     use crate::entry::Meta;
+    use std::collections::HashSet;
 
-    fn entry(hash: u64, key: &[u8]) -> Entry {
-        Entry::new(hash, key, &[b"v"], Meta::default())
+    fn entry(key: &[u8]) -> Entry {
+        Entry::new(key, &[b"v"], Meta::default())
     }
 
-    /// Hashes chosen to collide on the home bucket exercise probe runs,
-    /// wrap-around and backward shifts.
+    /// Random inserts and removals in small tables (long probe runs that
+    /// wrap around the end), checked against a set after every step.
     #[test]
-    fn colliding_runs_survive_removal_in_any_order() {
-        for order in [[0usize, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2], [2, 0, 3, 1]] {
+    fn matches_a_set_under_churn() {
+        let hasher = FixedState::with_seed(7);
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for size in [4usize, 8, 16, 64] {
             let mut t = Table::new();
-            t.resize(8);
-            // homes: 6, 6, 7, 7 (run wraps to 0 and 1), with distinct tags.
-            let keys: [(&[u8], u64); 4] = [
-                (b"a", (1 << 48) | 6),
-                (b"b", (2 << 48) | 6),
-                (b"c", (3 << 48) | 7),
-                (b"d", (4 << 48) | 7),
-            ];
-            for (k, h) in keys {
-                t.insert(h, entry(h, k));
-            }
-            let mut gone = vec![];
-            for idx in order {
-                let (k, h) = keys[idx];
-                let i = t.find(h, |e| e.key() == k).expect("present");
-                let e = t.remove(i);
-                assert_eq!(e.as_ptr().key(), k);
-                gone.push(idx);
-                for (j, (k2, h2)) in keys.iter().enumerate() {
-                    let found = t.find(*h2, |e| e.key() == *k2).is_some();
-                    assert_eq!(found, !gone.contains(&j), "key {j} after removing {gone:?}");
+            t.resize(size, &hasher);
+            let mut model = HashSet::new();
+            for _ in 0..4000 {
+                let k = (next() % (size as u64 * 2)).to_le_bytes();
+                let h = hasher.hash_one(k);
+                match t.find(h, |e| e.key() == k) {
+                    Some(i) => {
+                        assert!(model.remove(&k));
+                        assert_eq!(t.remove(i, &hasher).as_ptr().key(), k);
+                    }
+                    None if model.len() * 4 < size * 3 => {
+                        assert!(model.insert(k));
+                        t.insert(h, entry(&k));
+                    }
+                    None => {}
+                }
+                assert_eq!(t.len(), model.len());
+                for m in &model {
+                    let h = hasher.hash_one(m);
+                    assert!(t.find(h, |e| e.key() == m).is_some(), "lost {m:?}");
                 }
             }
-            assert!(t.is_empty());
         }
     }
 
     #[test]
-    fn tag_filters_and_resize_keeps_everything() {
+    fn resize_and_extract_keep_everything_else() {
+        let hasher = FixedState::with_seed(1);
         let mut t = Table::new();
-        t.resize(4);
+        t.resize(4, &hasher);
         for i in 0..3u64 {
-            let h = (i << 48) | i;
-            t.insert(h, entry(h, &i.to_le_bytes()));
+            let k = i.to_le_bytes();
+            t.insert(hasher.hash_one(k), entry(&k));
         }
-        // Same home bucket, different tag: no match, no key comparison.
+        // A hash with another tag never reaches the key comparison.
+        let h0 = hasher.hash_one(0u64.to_le_bytes());
         assert!(
-            t.find((9 << 48) | 1, |_| panic!("tag mismatch compared"))
+            t.find(h0 ^ (1 << 60), |_| panic!("tag mismatch compared"))
                 .is_none()
         );
-        t.resize(64);
+        t.resize(64, &hasher);
         for i in 0..3u64 {
-            let h = (i << 48) | i;
-            assert!(t.find(h, |e| e.key() == i.to_le_bytes()).is_some());
+            let k = i.to_le_bytes();
+            assert!(t.find(hasher.hash_one(k), |e| e.key() == k).is_some());
         }
         let mut out = vec![];
-        t.extract_into(|e| e.key() == 1u64.to_le_bytes(), &mut out);
+        t.extract_into(|e| e.key() == 1u64.to_le_bytes(), &mut out, &hasher);
         assert_eq!((out.len(), t.len()), (1, 2));
         assert_eq!(t.iter().count(), 2);
+        let k = 2u64.to_le_bytes();
+        assert!(t.find(hasher.hash_one(k), |e| e.key() == k).is_some());
     }
 }

@@ -234,15 +234,25 @@ fn update_and_append_keep_ttl_and_flags() {
 
 #[test]
 fn bytes_track_entries() {
+    // 11 header bytes, then 8 more while the entry carries an expiry.
     let st = small(false);
     st.set(b"abcdefgh", b"b", &SetOptions::default(), S)
         .unwrap();
-    assert_eq!(st.bytes(), 40 + 8 + 1);
+    assert_eq!(st.bytes(), 11 + 8 + 1);
     st.set(b"abcdefgh", b"bcd", &SetOptions::default(), S)
         .unwrap();
-    assert_eq!(st.bytes(), 40 + 8 + 3);
+    assert_eq!(st.bytes(), 11 + 8 + 3);
     st.append(b"abcdefgh", b"e", Side::Append, true, S).unwrap();
-    assert_eq!(st.bytes(), 40 + 8 + 4);
+    assert_eq!(st.bytes(), 11 + 8 + 4);
+    // EXPIRE on an entry stored without a TTL rebuilds it with room for one.
+    assert!(st.expire(b"abcdefgh", Some(S + 5_000), S));
+    assert_eq!(st.bytes(), 11 + 8 + 8 + 4);
+    assert_eq!(st.ttl_ns(b"abcdefgh", S), Some(Some(5_000)));
+    assert_eq!(get(&st, b"abcdefgh", S).as_deref(), Some(&b"bcde"[..]));
+    // PERSIST keeps the field (set to "never") rather than reallocating.
+    assert!(st.expire(b"abcdefgh", None, S));
+    assert_eq!(st.ttl_ns(b"abcdefgh", S), Some(None));
+    assert_eq!(st.bytes(), 11 + 8 + 8 + 4);
     st.delete(b"abcdefgh", S);
     assert_eq!(st.bytes(), 0);
 }
