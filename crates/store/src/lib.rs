@@ -47,7 +47,7 @@ mod entry;
 pub mod glob;
 mod table;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use entry::{Entry, EntryPtr, Meta};
@@ -239,8 +239,16 @@ pub struct Store {
     load_factor: usize,
     cas: bool,
     evict: bool,
-    shard_budget: usize,
+    /// Per-shard byte budget (`usize::MAX`: none), see
+    /// [`Store::set_max_bytes`].
+    shard_budget: AtomicUsize,
     low_memory: AtomicBool,
+    /// Live entries removed to make room (only under memory pressure, so
+    /// a shared counter costs nothing on the fast path).
+    evictions: AtomicU64,
+    /// Dead entries removed: lazily on access, by sweeps and scans, or
+    /// when a write replaces them.
+    expirations: AtomicU64,
 }
 
 const MIN_BUCKETS: usize = 64;
@@ -273,11 +281,10 @@ impl Store {
             load_factor: config.load_factor.clamp(55, 95) as usize,
             cas: config.cas,
             evict: config.evict,
-            shard_budget: config
-                .max_bytes
-                .map(|b| (b / n).max(1))
-                .unwrap_or(usize::MAX),
+            shard_budget: AtomicUsize::new(Self::per_shard(config.max_bytes, n)),
             low_memory: AtomicBool::new(false),
+            evictions: AtomicU64::new(0),
+            expirations: AtomicU64::new(0),
         }
     }
 
@@ -296,6 +303,39 @@ impl Store {
     /// same shard, or fails when eviction is disabled.
     pub fn set_low_memory(&self, low: bool) {
         self.low_memory.store(low, Ordering::Relaxed);
+    }
+
+    fn per_shard(max_bytes: Option<usize>, shards: usize) -> usize {
+        max_bytes.map(|b| (b / shards).max(1)).unwrap_or(usize::MAX)
+    }
+
+    /// Changes the entry-byte budget ([`Config::max_bytes`]) at run time.
+    /// A server that knows its memory limit in RSS terms converts it to
+    /// entry bytes from the overhead it observes and sets it here, so the
+    /// limit holds between its RSS samples.
+    pub fn set_max_bytes(&self, max_bytes: Option<usize>) {
+        self.shard_budget.store(
+            Self::per_shard(max_bytes, self.shards.len()),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Live entries evicted to make room since creation.
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+
+    /// Expired entries removed since creation (lazily, by sweeps, or
+    /// replaced by a write).
+    pub fn expirations(&self) -> u64 {
+        self.expirations.load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn expired(&self, n: usize) {
+        if n > 0 {
+            self.expirations.fetch_add(n as u64, Ordering::Relaxed);
+        }
     }
 
     /// Current low-memory flag.
@@ -423,6 +463,7 @@ impl Store {
         shard.bytes -= dead.size();
         drop(shard);
         drop(dead);
+        self.expired(1);
         f(None)
     }
 
@@ -495,6 +536,10 @@ impl Store {
             (Some(i), Some(e)) => {
                 if old_live {
                     on_replaced(EntryRef(e));
+                } else {
+                    // The dead entry expired; the key is new again.
+                    self.expired(1);
+                    shard.inserts += 1;
                 }
                 let new = Entry::new(key, &[value], meta);
                 let size = new.size();
@@ -523,13 +568,23 @@ impl Store {
         hash: u64,
         now: i64,
     ) -> Result<Option<Entry>, StoreError> {
-        if !self.low_memory.load(Ordering::Relaxed) && shard.bytes <= self.shard_budget {
+        if !self.low_memory.load(Ordering::Relaxed)
+            && shard.bytes <= self.shard_budget.load(Ordering::Relaxed)
+        {
             return Ok(None);
         }
         if !self.evict {
             return Err(StoreError::OutOfMemory);
         }
-        Ok(shard.evict_one(hash, now, &self.hasher))
+        let victim = shard.evict_one(hash, now, &self.hasher);
+        if let Some(e) = &victim {
+            if e.is_alive(now) {
+                self.evictions.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.expired(1);
+            }
+        }
+        Ok(victim)
     }
 
     /// Deletes a live key. Returns whether one was deleted.
@@ -544,7 +599,11 @@ impl Store {
             self.publish_for(hash, &shard);
         }
         drop(shard);
-        e.is_alive(now)
+        let alive = e.is_alive(now);
+        if !alive {
+            self.expired(1);
+        }
+        alive
     }
 
     /// Sets a new absolute expiry on a live key (`None` clears it) and
@@ -587,6 +646,7 @@ impl Store {
             let e = shard.table.remove(i, &self.hasher);
             shard.bytes -= e.size();
             removed = Some(e);
+            self.expired(1);
         }
         drop(guard);
         drop(replaced);
@@ -642,6 +702,10 @@ impl Store {
             &self.cx(),
         );
         self.publish_for(hash, shard);
+        if found.is_some() && !live {
+            self.expired(1);
+            shard.inserts += 1;
+        }
         drop(guard);
         drop(old);
         Ok(r)
@@ -687,6 +751,10 @@ impl Store {
             &self.cx(),
         );
         self.publish_for(hash, shard);
+        if found.is_some() && !live {
+            self.expired(1);
+            shard.inserts += 1;
+        }
         drop(guard);
         drop(dropped);
         Ok(Some(len))
@@ -713,7 +781,8 @@ impl Store {
             .sum()
     }
 
-    /// New-key inserts since creation (survives [`Store::clear`]).
+    /// New-key inserts since creation, counting a key written again after
+    /// it expired (survives [`Store::clear`]).
     pub fn total_inserts(&self) -> u64 {
         (0..self.shards.len())
             .map(|i| self.lock_index(i).inserts)
@@ -751,6 +820,7 @@ impl Store {
                 self.publish(i, &s);
             }
             st.swept += dead.len();
+            self.expired(dead.len());
             dead.clear();
         }
         st
@@ -827,6 +897,7 @@ impl Store {
                 if !e.is_alive(now) {
                     let e = s.table.remove(i, &self.hasher);
                     s.bytes -= e.size();
+                    self.expired(1);
                     dead.push(e);
                     // The removal shifted the rest of the probe run back:
                     // bucket i may hold an unvisited entry now.
@@ -870,6 +941,7 @@ impl Store {
                 f(EntryRef(e));
             }
         }
+        self.expired(dead.len());
         drop(dead);
     }
 }

@@ -535,6 +535,92 @@ mod model {
     }
 }
 
+mod eviction {
+    //! Eviction accounting under a byte budget: every key that vanishes
+    //! without a delete or an expiry is counted as an eviction, the
+    //! counters add up to the entry count, and the budget is overshot by
+    //! at most one entry (values here are all the same size).
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Set(u8, Option<u8>),
+        Get(u8),
+        Del(u8),
+        Advance(u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u8..64, proptest::option::of(1u8..4)).prop_map(|(k, t)| Op::Set(k, t)),
+            2 => (0u8..64).prop_map(Op::Get),
+            1 => (0u8..64).prop_map(Op::Del),
+            1 => (0u8..3).prop_map(Op::Advance),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn counters_add_up(ops in proptest::collection::vec(op(), 1..300)) {
+            const VALUE: usize = 40;
+            let entry = 11 + 8 + 1 + VALUE; // header + expiry + key + value
+            let budget = 10 * entry;
+            let st = Store::new(Config {
+                shards: 1,
+                seed: Some(3),
+                max_bytes: Some(budget),
+                ..Config::default()
+            });
+            // key -> expiry (0 = never)
+            let mut model: HashMap<u8, i64> = HashMap::new();
+            let mut now = S;
+            let mut deleted = 0u64;
+            let alive = |e: i64, now: i64| e == 0 || e > now;
+            for op in ops {
+                let evictions = st.evictions();
+                match op {
+                    Op::Set(k, ttl) => {
+                        // Every entry carries an expiry field, so all are
+                        // the same size.
+                        let exp = now + ttl.map(|t| t as i64 * S).unwrap_or(1_000 * S);
+                        let o = SetOptions { expiry: Expiry::At(exp), ..Default::default() };
+                        st.set(&[k], &[7; VALUE], &o, now).unwrap();
+                        model.insert(k, exp);
+                    }
+                    Op::Get(k) => {
+                        let want = model.get(&k).is_some_and(|e| alive(*e, now));
+                        prop_assert_eq!(get(&st, &[k], now).is_some(), want);
+                    }
+                    Op::Del(k) => {
+                        if st.delete(&[k], now) {
+                            deleted += 1;
+                        }
+                        model.remove(&k);
+                    }
+                    Op::Advance(s) => now += s as i64 * S,
+                }
+                // Keys that vanished while alive were evicted, one per
+                // eviction counted.
+                let gone: Vec<u8> = model
+                    .iter()
+                    .filter(|(k, e)| alive(**e, now) && st.peek(&[**k], now, |e| e.is_none()))
+                    .map(|(k, _)| *k)
+                    .collect();
+                prop_assert_eq!(gone.len() as u64, st.evictions() - evictions);
+                for k in gone {
+                    model.remove(&k);
+                }
+                prop_assert!(st.bytes() <= budget + entry, "{} over {}", st.bytes(), budget);
+                prop_assert_eq!(
+                    st.len() as u64,
+                    st.total_inserts() - deleted - st.evictions() - st.expirations()
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn a_shard_is_one_cache_line() {
     assert_eq!(size_of::<Slot>(), 64);
