@@ -45,6 +45,8 @@ pub struct Ticker {
     shared: Arc<Shared>,
     stop: Arc<Stop>,
     maxmemory: Option<u64>,
+    /// Created with the ticker, so its RSS baseline predates any client.
+    memory: MemoryGuard,
     autosweep: bool,
     trackallocs: bool,
     verbosity: u8,
@@ -53,6 +55,7 @@ pub struct Ticker {
 impl Ticker {
     pub fn new(shared: Arc<Shared>, stop: Arc<Stop>, c: &Config) -> Ticker {
         Ticker {
+            memory: MemoryGuard::new(c.maxmemory, &shared.store),
             shared,
             stop,
             maxmemory: c.maxmemory,
@@ -62,7 +65,7 @@ impl Ticker {
         }
     }
 
-    pub fn run(self) {
+    pub fn run(mut self) {
         let mut rng = pogocache_store::clock::monotonic_ns() as u64 | 1;
         let mut next = move || {
             rng ^= rng << 13;
@@ -70,7 +73,9 @@ impl Ticker {
             rng ^= rng << 17;
             rng
         };
-        while !self.stop.wait(Duration::from_secs(1)) {
+        let mut tick = 0u64;
+        while !self.stop.wait(Duration::from_millis(100)) {
+            tick += 1;
             let rss = sys::rss() as u64;
             if let Some(limit) = self.maxmemory {
                 let low = rss > limit;
@@ -83,13 +88,17 @@ impl Ticker {
                         ));
                     }
                 }
-                if self.verbosity >= 1 {
+                self.memory.update(&self.shared.store, rss);
+                if self.verbosity >= 1 && tick.is_multiple_of(10) {
                     log::line(format_args!(
                         ". Memory (usage={}, limit={})",
                         human_size(rss),
                         human_size(limit)
                     ));
                 }
+            }
+            if !tick.is_multiple_of(10) {
+                continue;
             }
             if self.autosweep {
                 let now = pogocache_store::clock::monotonic_ns();
@@ -111,6 +120,48 @@ impl Ticker {
                     self.shared.conns.curr.load(Relaxed)
                 ));
             }
+        }
+    }
+}
+
+/// Keeps `--maxmemory` between RSS samples. Pogocache only compares RSS
+/// with the limit once a second, so a burst of writes overshoots by
+/// whatever arrives in that second. Here the RSS cost of one stored byte
+/// is learned while under the limit, and the store gets an entry-byte
+/// budget that puts RSS at the limit: every insert checks it, so memory
+/// stops growing at once. Learning pauses while over the limit (freed
+/// memory the allocator keeps would otherwise shrink the budget again and
+/// again); the low-memory flag still evicts there, as in Pogocache.
+struct MemoryGuard {
+    limit: Option<u64>,
+    /// RSS with no entries, taken when the server starts (before any
+    /// client can write).
+    base: u64,
+    /// RSS bytes per entry byte.
+    ratio: f64,
+}
+
+impl MemoryGuard {
+    fn new(limit: Option<u64>, store: &pogocache_store::Store) -> MemoryGuard {
+        MemoryGuard {
+            limit,
+            base: (sys::rss() as u64).saturating_sub(store.bytes() as u64),
+            ratio: 0.0,
+        }
+    }
+
+    fn update(&mut self, store: &pogocache_store::Store, rss: u64) {
+        let Some(limit) = self.limit else {
+            return;
+        };
+        let bytes = store.bytes() as u64;
+        let base = self.base;
+        if rss <= limit && bytes >= 1 << 20 {
+            self.ratio = (rss.saturating_sub(base) as f64 / bytes as f64).max(1.0);
+        }
+        if self.ratio > 0.0 && limit > base {
+            let budget = ((limit - base) as f64 / self.ratio) as usize;
+            store.set_max_bytes(Some(budget.max(1 << 20)));
         }
     }
 }
