@@ -516,7 +516,10 @@ fn decode_block(header: &[u8], payload: &[u8], out: &mut Vec<u8>) -> Result<(), 
             actual,
         });
     }
-    if ulen > MAX_BLOCK {
+    // LZ4 expands at most ~255:1, so a declared size beyond that is a lie:
+    // refuse it before allocating, so a file can never make us allocate
+    // much more than its own size.
+    if ulen > MAX_BLOCK || ulen > payload.len().saturating_mul(255) + 64 {
         return Err(LoadErrorKind::BadCompressedBlock);
     }
     out.clear();
