@@ -307,17 +307,35 @@ pub fn load(
     store: &Store,
     path: &Path,
     mode: Recovery,
+    progress: impl FnMut(u64),
+) -> Result<(Stats, Vec<LoadError>), LoadError> {
+    let file = File::open(path).map_err(|e| LoadError {
+        path: path.to_path_buf(),
+        offset: 0,
+        kind: LoadErrorKind::Io(e),
+    })?;
+    // Streamed block by block: memory stays at one block, whatever the
+    // file size.
+    let r = io::BufReader::with_capacity(1 << 20, file);
+    load_from(store, r, path, mode, progress)
+}
+
+/// [`load`] from any reader (`origin` names it in errors). Embedders that
+/// keep snapshots somewhere other than a file use this, and so does the
+/// fuzz target.
+pub fn load_from(
+    store: &Store,
+    mut r: impl Read,
+    origin: &Path,
+    mode: Recovery,
     mut progress: impl FnMut(u64),
 ) -> Result<(Stats, Vec<LoadError>), LoadError> {
+    let path = origin;
     let err = |offset: u64, kind| LoadError {
         path: path.to_path_buf(),
         offset,
         kind,
     };
-    let file = File::open(path).map_err(|e| err(0, LoadErrorKind::Io(e)))?;
-    // Streamed block by block: memory stays at one block, whatever the
-    // file size.
-    let mut r = io::BufReader::with_capacity(1 << 20, file);
     let mut st = Stats::default();
     let mut skipped = Vec::new();
     let mut offset = 0u64;

@@ -225,6 +225,11 @@ pub fn parse_inline(buf: &[u8], limits: &Limits, args: &mut Args) -> Parsed<Pars
             need: buf.len() + 1,
         };
     };
+    // The same rule whether or not the newline came in the same read, so
+    // the outcome never depends on how TCP split the request.
+    if nl > limits.max_inline_len {
+        return Parsed::Invalid(ParseError::InlineTooBig);
+    }
     let line = &buf[..nl];
     let mut i = 0;
     loop {

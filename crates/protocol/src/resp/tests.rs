@@ -206,6 +206,31 @@ fn strict_integers() {
     assert_eq!(parse_i64_strict(b"-"), None);
 }
 
+/// Fuzz regression (resp target): an inline line over the limit was
+/// accepted when its newline arrived in the same read but refused when it
+/// came split, so the result depended on TCP segmentation.
+#[test]
+fn inline_limit_does_not_depend_on_segmentation() {
+    let limits = Limits {
+        max_inline_len: 8,
+        ..Limits::default()
+    };
+    let mut a = Args::new();
+    assert_eq!(parse(b"GET abcd\n", &limits, &mut a), Parsed::Complete(9));
+    assert_eq!(
+        parse(b"GET abcd\r\n", &limits, &mut a),
+        Parsed::Invalid(ParseError::InlineTooBig)
+    );
+    assert_eq!(
+        parse(b"GET abcd\r", &limits, &mut a),
+        Parsed::Invalid(ParseError::InlineTooBig)
+    );
+    assert_eq!(
+        parse(b"GET abcde\n", &limits, &mut a),
+        Parsed::Invalid(ParseError::InlineTooBig)
+    );
+}
+
 mod props {
     use super::*;
     use proptest::prelude::*;
