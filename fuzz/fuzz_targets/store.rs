@@ -1,0 +1,154 @@
+//! The store against a model: a HashMap of key → (value, expiry, flags),
+//! driven by an op sequence decoded from the input (set with NX/XX/TTL/
+//! KEEPTTL/flags, get, delete, expire/persist, append/prepend, read-modify-
+//! write, time steps that land exactly on expiry boundaries, sweep, and a
+//! full SCAN). Every result must match the model.
+#![no_main]
+
+use std::collections::{HashMap, HashSet};
+
+use libfuzzer_sys::fuzz_target;
+use pogocache_store::{Cond, Config, Expiry, SetOptions, SetOutcome, Side, Store};
+
+/// value, expires (0 = never), flags
+type Model = HashMap<Vec<u8>, (Vec<u8>, i64, u32)>;
+
+fn live(m: &Model, k: &[u8], now: i64) -> Option<(Vec<u8>, i64, u32)> {
+    m.get(k).filter(|e| e.1 == 0 || e.1 > now).cloned()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let store = Store::new(Config {
+        shards: 2,
+        ..Config::default()
+    });
+    let mut model: Model = HashMap::new();
+    let mut now: i64 = 1_000_000;
+    let mut it = data.iter().copied();
+    let mut scratch = Vec::new();
+    while let (Some(op), Some(kb)) = (it.next(), it.next()) {
+        let key = format!("k{}", kb % 24).into_bytes();
+        let arg = it.next().unwrap_or(0);
+        let cur = live(&model, &key, now);
+        match op % 9 {
+            0 => {
+                let value = vec![b'a' + arg % 26; (arg % 40) as usize];
+                let expiry = match arg % 4 {
+                    0 => Expiry::Never,
+                    1 => Expiry::At(now + (arg as i64 % 5)),
+                    2 => Expiry::Keep,
+                    _ => Expiry::At(now + 3),
+                };
+                let cond = match (arg >> 2) % 3 {
+                    0 => Cond::Always,
+                    1 => Cond::Nx,
+                    _ => Cond::Xx,
+                };
+                let flags = (arg >> 4) as u32;
+                let opts = SetOptions {
+                    expiry,
+                    flags,
+                    cond,
+                    cas: None,
+                };
+                let got = store.set(&key, &value, &opts, now).unwrap();
+                let allowed = match cond {
+                    Cond::Always => true,
+                    Cond::Nx => cur.is_none(),
+                    Cond::Xx => cur.is_some(),
+                };
+                if allowed {
+                    assert_eq!(got, SetOutcome::Stored { replaced: cur.is_some() });
+                    let exp = match expiry {
+                        Expiry::Never => 0,
+                        Expiry::At(t) => t,
+                        Expiry::Keep => cur.as_ref().map(|c| c.1).unwrap_or(0),
+                    };
+                    model.insert(key, (value, exp, flags));
+                } else {
+                    assert_eq!(got, SetOutcome::NotStored { existed: cur.is_some() });
+                }
+            }
+            1 => {
+                let got = store.get(&key, now, |e| {
+                    e.map(|e| (e.value().to_vec(), e.expires().unwrap_or(0), e.flags()))
+                });
+                assert_eq!(got, cur, "get {key:?} at {now}");
+            }
+            2 => {
+                assert_eq!(store.delete(&key, now), cur.is_some());
+                model.remove(&key);
+            }
+            3 => {
+                let t = (arg % 3 != 0).then(|| now + (arg as i64 % 4));
+                assert_eq!(store.expire(&key, t, now), cur.is_some());
+                if let Some(mut c) = cur {
+                    c.1 = t.unwrap_or(0);
+                    model.insert(key, c);
+                }
+            }
+            4 => {
+                let add = vec![b'+'; (arg % 5) as usize];
+                let side = if arg & 1 == 0 { Side::Append } else { Side::Prepend };
+                let create = arg & 2 == 0;
+                let got = store.append(&key, &add, side, create, now).unwrap();
+                match cur {
+                    None if !create => assert_eq!(got, None),
+                    None => {
+                        assert_eq!(got, Some(add.len()));
+                        model.insert(key, (add, 0, 0));
+                    }
+                    Some((v, e, f)) => {
+                        let nv = if side == Side::Append {
+                            [v, add].concat()
+                        } else {
+                            [add, v].concat()
+                        };
+                        assert_eq!(got, Some(nv.len()));
+                        model.insert(key, (nv, e, f));
+                    }
+                }
+            }
+            5 => {
+                let got = store
+                    .update(&key, now, &mut scratch, |old, out| {
+                        out.extend_from_slice(old.unwrap_or(b""));
+                        out.push(b'x');
+                        Ok::<_, ()>((old.map(|o| o.len()), true))
+                    })
+                    .unwrap();
+                assert_eq!(got, cur.as_ref().map(|c| c.0.len()));
+                let (mut v, e, f) = cur.unwrap_or_default();
+                v.push(b'x');
+                model.insert(key, (v, e, f));
+            }
+            6 => now += (arg % 4) as i64,
+            7 => {
+                store.sweep(now);
+                model.retain(|_, e| e.1 == 0 || e.1 > now);
+                assert_eq!(store.len(), model.len());
+            }
+            _ => {
+                let mut seen = HashSet::new();
+                let mut cursor = 0;
+                loop {
+                    // SCAN may repeat a key (removing a dead entry shifts
+                    // its probe run), never miss one.
+                    cursor = store.scan(cursor, 1 + arg as usize % 5, now, |k| {
+                        seen.insert(k.to_vec());
+                        true
+                    });
+                    if cursor == 0 {
+                        break;
+                    }
+                }
+                let want: HashSet<Vec<u8>> = model
+                    .iter()
+                    .filter(|(_, e)| e.1 == 0 || e.1 > now)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                assert_eq!(seen, want);
+            }
+        }
+    }
+});
