@@ -21,7 +21,7 @@ fi
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 cd fuzz
 # Build every target once (ASan, release, debug assertions).
-cargo +nightly fuzz build -O --debug-assertions
+cargo +nightly fuzz build -O --debug-assertions --target-dir ../target/fuzz
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t"
     dict=()
@@ -31,7 +31,7 @@ for t in "${targets[@]}"; do
     echo "== fuzz $t (${FUZZ_RUNS:+$FUZZ_RUNS runs}${FUZZ_RUNS:-$secs s})"
     log="corpus/$t.log"
     rc=0
-    cargo +nightly fuzz run -O --debug-assertions "$t" "corpus/$t" "seeds/$t" -- \
+    cargo +nightly fuzz run -O --debug-assertions --target-dir ../target/fuzz "$t" "corpus/$t" "seeds/$t" -- \
         "${limit[@]}" "${dict[@]}" -max_len=4096 -print_final_stats=1 >"$log" 2>&1 || rc=$?
     grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|SUMMARY)|panicked|ERROR|Done [0-9]+ runs" "$log" || true
     if [ "$rc" -ne 0 ]; then

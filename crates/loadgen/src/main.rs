@@ -45,6 +45,8 @@ struct Opts {
     json: bool,
     quiet: bool,
     prefill: bool,
+    /// Expiry given to every SET (PX in RESP, whole seconds in Memcache).
+    ttl_ms: Option<u64>,
     /// Stop after the prefill (a bulk load for memory measurements).
     load_only: bool,
     /// Cap on requests per second across all threads (closed loop
@@ -68,6 +70,7 @@ const USAGE: &str = "Usage: loadgen [options]
   --prefill           SET every key once before measuring
   --load-only         prefill and exit (bulk load for memory measurements)
   --rate N            cap total requests per second (default: unlimited)
+  --ttl MS            give every SET this expiry (default: none)
   --json              print the result as JSON
   --quiet             no progress line";
 
@@ -91,6 +94,7 @@ fn parse_opts() -> Result<Opts, String> {
         prefill: false,
         load_only: false,
         rate: None,
+        ttl_ms: None,
     };
     let (mut host, mut port) = ("127.0.0.1".to_string(), 9401u16);
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -167,6 +171,7 @@ fn parse_opts() -> Result<Opts, String> {
                 o.load_only = true;
                 i -= 1;
             }
+            "--ttl" => o.ttl_ms = Some(num(v, a)?.max(1)),
             "--rate" => {
                 let r: f64 = v
                     .and_then(|s| s.parse().ok())
@@ -241,13 +246,14 @@ impl Keys {
     }
 }
 
-fn encode(out: &mut Vec<u8>, proto: Proto, set: bool, key: u64, value: &[u8]) {
+fn encode(out: &mut Vec<u8>, proto: Proto, set: bool, key: u64, value: &[u8], ttl_ms: Option<u64>) {
     let key = format!("key:{key:012}");
     match (proto, set) {
         (Proto::Resp, true) => {
             out.extend_from_slice(
                 format!(
-                    "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n",
+                    "*{}\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n",
+                    if ttl_ms.is_some() { 5 } else { 3 },
                     key.len(),
                     value.len()
                 )
@@ -255,12 +261,17 @@ fn encode(out: &mut Vec<u8>, proto: Proto, set: bool, key: u64, value: &[u8]) {
             );
             out.extend_from_slice(value);
             out.extend_from_slice(b"\r\n");
+            if let Some(ms) = ttl_ms {
+                let ms = ms.to_string();
+                out.extend_from_slice(format!("$2\r\nPX\r\n${}\r\n{ms}\r\n", ms.len()).as_bytes());
+            }
         }
         (Proto::Resp, false) => out.extend_from_slice(
             format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len()).as_bytes(),
         ),
         (Proto::Memcache, true) => {
-            out.extend_from_slice(format!("set {key} 0 0 {}\r\n", value.len()).as_bytes());
+            let exptime = ttl_ms.map(|ms| ms.div_ceil(1000)).unwrap_or(0);
+            out.extend_from_slice(format!("set {key} 0 {exptime} {}\r\n", value.len()).as_bytes());
             out.extend_from_slice(value);
             out.extend_from_slice(b"\r\n");
         }
@@ -370,7 +381,14 @@ fn worker(o: Opts, keys: Arc<Keys>, shared: Arc<Shared>, seed: u64) -> io::Resul
         for _ in 0..n {
             let set = rng.below((o.sets + o.gets) as u64) < o.sets as u64;
             let len = o.value_min + rng.below((o.value_max - o.value_min + 1) as u64) as usize;
-            encode(&mut c.out, o.proto, set, keys.pick(rng), &value[..len]);
+            encode(
+                &mut c.out,
+                o.proto,
+                set,
+                keys.pick(rng),
+                &value[..len],
+                o.ttl_ms,
+            );
         }
         *issued += n as u64;
         c.waiting = n;
@@ -489,7 +507,7 @@ fn prefill(o: &Opts) -> io::Result<()> {
         batch.clear();
         let n = (o.keys - k).min(1000);
         for i in 0..n {
-            encode(&mut batch, o.proto, true, k + i, &value);
+            encode(&mut batch, o.proto, true, k + i, &value, None);
         }
         s.write_all(&batch)?;
         let want = n as usize * if o.proto == Proto::Resp { 5 } else { 8 };
@@ -664,6 +682,7 @@ mod tests {
             prefill: false,
             load_only: false,
             rate: None,
+            ttl_ms: None,
         }
     }
 }

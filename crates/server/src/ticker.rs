@@ -126,12 +126,15 @@ impl Ticker {
 
 /// Keeps `--maxmemory` between RSS samples. Pogocache only compares RSS
 /// with the limit once a second, so a burst of writes overshoots by
-/// whatever arrives in that second. Here the RSS cost of one stored byte
-/// is learned while under the limit, and the store gets an entry-byte
-/// budget that puts RSS at the limit: every insert checks it, so memory
-/// stops growing at once. Learning pauses while over the limit (freed
-/// memory the allocator keeps would otherwise shrink the budget again and
-/// again); the low-memory flag still evicts there, as in Pogocache.
+/// whatever arrives in that second (and churn then fragments memory: the
+/// soak workload in scripts/soak.sh ends at 1.8x the limit there). Here
+/// the RSS cost of one stored byte is learned while filling up to the
+/// limit, and the store gets an entry-byte budget that puts RSS at the
+/// limit: every insert checks it, so memory stops growing at once. After
+/// that, while RSS is over the limit the budget shrinks in proportion
+/// (down to half, so memory the allocator keeps cannot spiral it to
+/// nothing), and it recovers once RSS is back under 95%. The low-memory
+/// flag still evicts one entry per insert above the limit, as Pogocache.
 struct MemoryGuard {
     limit: Option<u64>,
     /// RSS with no entries, taken when the server starts (before any
@@ -139,6 +142,11 @@ struct MemoryGuard {
     base: u64,
     /// RSS bytes per entry byte.
     ratio: f64,
+    /// Correction for what the ratio misses (fragmentation from churn):
+    /// shrinks while RSS is over the limit, recovers below it.
+    scale: f64,
+    /// RSS has exceeded the limit at least once.
+    reached: bool,
 }
 
 impl MemoryGuard {
@@ -147,6 +155,8 @@ impl MemoryGuard {
             limit,
             base: (sys::rss() as u64).saturating_sub(store.bytes() as u64),
             ratio: 0.0,
+            scale: 1.0,
+            reached: false,
         }
     }
 
@@ -156,11 +166,22 @@ impl MemoryGuard {
         };
         let bytes = store.bytes() as u64;
         let base = self.base;
-        if rss <= limit && bytes >= 1 << 20 {
+        // Learn only while filling up to the limit the first time: later,
+        // RSS includes memory the allocator kept after evictions, and a
+        // ratio learned then would shrink the budget again and again.
+        if !self.reached && bytes >= 1 << 20 {
             self.ratio = (rss.saturating_sub(base) as f64 / bytes as f64).max(1.0);
         }
+        if rss > limit {
+            self.reached = true;
+            // Floor: RSS the allocator keeps after frees must not spiral
+            // the budget down to nothing.
+            self.scale = (self.scale * limit as f64 / rss as f64).max(0.5);
+        } else if (rss as f64) < limit as f64 * 0.95 {
+            self.scale = (self.scale * 1.01).min(1.0);
+        }
         if self.ratio > 0.0 && limit > base {
-            let budget = ((limit - base) as f64 / self.ratio) as usize;
+            let budget = ((limit - base) as f64 / self.ratio * self.scale) as usize;
             store.set_max_bytes(Some(budget.max(1 << 20)));
         }
     }

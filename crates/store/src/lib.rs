@@ -545,14 +545,14 @@ impl Store {
                 let size = new.size();
                 let old = shard.table.replace(i, hash, new);
                 shard.bytes = shard.bytes - old.size() + size;
-                Some(old)
+                (Some(old), Evicted::default())
             }
             _ => {
                 let evicted = self.make_room(shard, hash, now)?;
                 let new = Entry::new(key, &[value], meta);
                 shard.insert(new, hash, &self.cx());
                 self.publish_for(hash, shard);
-                evicted
+                (None, evicted)
             }
         };
         drop(guard);
@@ -560,31 +560,36 @@ impl Store {
         Ok(SetOutcome::Stored { replaced: old_live })
     }
 
-    /// Called before inserting a new key: when memory is low, evict one
-    /// entry of the same shard (or refuse, with eviction off).
-    fn make_room(
-        &self,
-        shard: &mut Shard,
-        hash: u64,
-        now: i64,
-    ) -> Result<Option<Entry>, StoreError> {
-        if !self.low_memory.load(Ordering::Relaxed)
-            && shard.bytes <= self.shard_budget.load(Ordering::Relaxed)
-        {
-            return Ok(None);
+    /// Called before inserting a new key: when memory is low, evict from
+    /// the same shard (or refuse, with eviction off). Over the RSS limit
+    /// (the low-memory flag) that is one entry per insert, Pogocache's
+    /// rule; over the byte budget it is as many as bring the shard back
+    /// under it, up to `EVICT_MAX` per insert, so a shrinking budget
+    /// actually frees memory instead of holding it steady.
+    fn make_room(&self, shard: &mut Shard, hash: u64, now: i64) -> Result<Evicted, StoreError> {
+        let mut out = Evicted::default();
+        let budget = self.shard_budget.load(Ordering::Relaxed);
+        if !self.low_memory.load(Ordering::Relaxed) && shard.bytes <= budget {
+            return Ok(out);
         }
         if !self.evict {
             return Err(StoreError::OutOfMemory);
         }
-        let victim = shard.evict_one(hash, now, &self.hasher);
-        if let Some(e) = &victim {
+        for slot in out.0.iter_mut() {
+            let Some(e) = shard.evict_one(hash, now, &self.hasher) else {
+                break;
+            };
             if e.is_alive(now) {
                 self.evictions.fetch_add(1, Ordering::Relaxed);
             } else {
                 self.expired(1);
             }
+            *slot = Some(e);
+            if shard.bytes <= budget {
+                break;
+            }
         }
-        Ok(victim)
+        Ok(out)
     }
 
     /// Deletes a live key. Returns whether one was deleted.
@@ -1009,6 +1014,13 @@ impl Shard {
         }
     }
 }
+
+/// Most entries one insert evicts when the shard is over its byte budget.
+const EVICT_MAX: usize = 8;
+
+/// Entries removed to make room for one insert, freed after the lock.
+#[derive(Default)]
+struct Evicted([Option<Entry>; EVICT_MAX]);
 
 /// What shard methods need from the store's configuration.
 struct Cx<'a> {
