@@ -68,6 +68,26 @@ pub fn assert_closed(s: &mut TcpStream) {
     }
 }
 
+/// This process's resident set size in bytes.
+pub fn rss() -> usize {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = s.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<usize>()
+        .unwrap()
+        * 1024
+}
+
+/// Whether RSS bounds mean anything in this run: under AddressSanitizer
+/// (scripts/sanitize.sh sets `POGOCACHE_SANITIZER`) shadow memory and the
+/// free quarantine inflate RSS many times over, so only behaviour is
+/// checked there.
+pub fn rss_bounds_apply() -> bool {
+    std::env::var_os("POGOCACHE_SANITIZER").is_none()
+}
+
 /// Encodes a RESP multibulk request.
 pub fn cmd(args: &[&[u8]]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", args.len()).into_bytes();
