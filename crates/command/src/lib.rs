@@ -17,10 +17,15 @@
 //! - `counters`: the INCR family and APPEND/PREPEND.
 //! - `admin`: KEYS, SCAN, FLUSH, SWEEP, PURGE, SAVE, LOAD, STATS, DEBUG.
 //! - `session`: PING, ECHO, VERSION, QUIT, SELECT, AUTH, MONITOR.
+//! - [`intro`]: HELLO, CLIENT, INFO, COMMAND, CONFIG, RESET, WAIT
+//!   (extensions for modern clients), with [`clients`] the registry
+//!   behind CLIENT LIST/KILL.
 
 mod admin;
+pub mod clients;
 mod counters;
 pub mod http;
+pub mod intro;
 mod keys;
 pub mod log;
 pub mod memcache;
@@ -94,6 +99,14 @@ pub struct Settings {
     /// TLS is configured: a Postgres SSLRequest is answered `S` and the
     /// connection upgraded.
     pub tls: bool,
+    /// `-h` and `-p`, for INFO and CONFIG GET.
+    pub host: String,
+    pub port: u16,
+    /// `--maxmemory` in bytes (0: none), and `--evict`.
+    pub maxmemory: u64,
+    pub evict: bool,
+    /// The compiled allocator's name (INFO `mem_allocator`).
+    pub allocator: &'static str,
 }
 
 /// Everything shared by all workers. One per server.
@@ -110,6 +123,8 @@ pub struct Shared {
     pub started: i64,
     /// Returns freed memory to the OS (allocator specific; PURGE).
     pub purge: fn(),
+    /// Every open connection (CLIENT LIST/KILL).
+    pub clients: clients::Registry,
 }
 
 impl Shared {
@@ -123,6 +138,7 @@ impl Shared {
             monitor: Default::default(),
             started: pogocache_store::clock::monotonic_ns(),
             purge: sys::malloc_trim,
+            clients: clients::Registry::new(workers),
         }
     }
 
@@ -141,6 +157,10 @@ pub struct Session {
     pub authed: bool,
     /// `ip:port` or `unixsocket`, as MONITOR shows it.
     pub addr: String,
+    /// Replies in RESP3 (after `HELLO 3`).
+    pub resp3: bool,
+    /// This connection's registry record (CLIENT ID/SETNAME/...).
+    pub client: Option<Arc<clients::ClientInfo>>,
 }
 
 /// What a command asks of its connection after replying.
@@ -198,6 +218,13 @@ enum Cmd {
     Auth,
     Monitor,
     Debug,
+    Hello,
+    Client,
+    Info,
+    Command,
+    Config,
+    Reset,
+    Wait,
 }
 
 /// Case-insensitive lookup of the 40 command names. Names longer than
@@ -250,6 +277,13 @@ fn lookup(name: &[u8]) -> Option<Cmd> {
         b"auth" => Cmd::Auth,
         b"monitor" => Cmd::Monitor,
         b"debug" => Cmd::Debug,
+        b"hello" => Cmd::Hello,
+        b"client" => Cmd::Client,
+        b"info" => Cmd::Info,
+        b"command" => Cmd::Command,
+        b"config" => Cmd::Config,
+        b"reset" => Cmd::Reset,
+        b"wait" => Cmd::Wait,
         _ => return None,
     })
 }
@@ -259,8 +293,10 @@ fn lookup(name: &[u8]) -> Option<Cmd> {
 pub fn execute<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) -> Action {
     let name = args.get(0);
     let cmd = lookup(name);
+    ctx.stats.commands.incr();
     if !ctx.session.authed {
-        if cmd != Some(Cmd::Auth) {
+        // HELLO may carry AUTH; it enforces the password itself.
+        if !matches!(cmd, Some(Cmd::Auth | Cmd::Hello)) {
             ctx.stats.auth_cmds.incr();
             ctx.stats.auth_errors.incr();
             out.error(err::NOAUTH);
@@ -311,6 +347,14 @@ pub fn execute<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) -> A
         }
         Cmd::Select => session::select(args, out),
         Cmd::Auth => session::auth(ctx, args, out),
+        Cmd::Hello => intro::hello(ctx, args, out),
+        Cmd::Client if args.len() >= 2 => intro::client(ctx, args, out),
+        Cmd::Config if args.len() >= 2 => intro::config(ctx, args, out),
+        Cmd::Client | Cmd::Config => out.error(err::ARITY),
+        Cmd::Info => intro::info(ctx, args, out),
+        Cmd::Command => intro::command(args, out),
+        Cmd::Reset => intro::reset(ctx, out),
+        Cmd::Wait => intro::wait(args, out),
         Cmd::Monitor => {
             if args.len() != 1 {
                 out.error(err::ARITY);

@@ -27,42 +27,79 @@ pub trait Reply {
     fn null(&mut self);
     /// Announces `n` elements that follow.
     fn array(&mut self, n: usize);
+    /// Announces `n` key/value pairs: a RESP3 map, or (RESP2 and the
+    /// other protocols) an array of `2n` elements.
+    fn map(&mut self, n: usize) {
+        self.array(2 * n)
+    }
+    /// Switches the encoding to RESP3 or back (HELLO, RESET), effective
+    /// for the rest of this reply.
+    fn set_resp3(&mut self, _on: bool) {}
 }
 
-/// Writes RESP2 replies into a connection's output buffer.
-pub struct RespReply<'a>(pub &'a mut Vec<u8>);
+/// Writes RESP2 (or, after `HELLO 3`, RESP3) replies into a connection's
+/// output buffer. RESP3 changes only what Pogocache's commands can send:
+/// nulls (`_`) and maps (`%`).
+pub struct RespReply<'a> {
+    pub out: &'a mut Vec<u8>,
+    pub resp3: bool,
+}
+
+impl<'a> RespReply<'a> {
+    pub fn new(out: &'a mut Vec<u8>, resp3: bool) -> RespReply<'a> {
+        RespReply { out, resp3 }
+    }
+}
 
 impl Reply for RespReply<'_> {
     #[inline]
     fn ok(&mut self) {
-        self.0.extend_from_slice(b"+OK\r\n");
+        self.out.extend_from_slice(b"+OK\r\n");
     }
     #[inline]
     fn simple(&mut self, s: &[u8]) {
-        resp::simple(self.0, s)
+        resp::simple(self.out, s)
     }
     #[inline]
     fn error(&mut self, e: &[u8]) {
-        resp::error(self.0, e)
+        resp::error(self.out, e)
     }
     #[inline]
     fn int(&mut self, n: i64) {
-        resp::int(self.0, n)
+        resp::int(self.out, n)
     }
     #[inline]
     fn uint(&mut self, n: u64) {
-        resp::uint(self.0, n)
+        resp::uint(self.out, n)
     }
     #[inline]
     fn bulk(&mut self, b: &[u8]) {
-        resp::bulk(self.0, b)
+        resp::bulk(self.out, b)
     }
     #[inline]
     fn null(&mut self) {
-        resp::null(self.0)
+        if self.resp3 {
+            self.out.extend_from_slice(b"_\r\n");
+        } else {
+            resp::null(self.out)
+        }
     }
     #[inline]
     fn array(&mut self, n: usize) {
-        resp::array(self.0, n)
+        resp::array(self.out, n)
+    }
+    #[inline]
+    fn map(&mut self, n: usize) {
+        if self.resp3 {
+            self.out.push(b'%');
+            self.out
+                .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            self.out.extend_from_slice(b"\r\n");
+        } else {
+            resp::array(self.out, 2 * n)
+        }
+    }
+    fn set_resp3(&mut self, on: bool) {
+        self.resp3 = on;
     }
 }

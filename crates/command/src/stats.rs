@@ -56,6 +56,9 @@ macro_rules! stats {
 }
 
 stats!(
+    // Every request that reached the command table (INFO's
+    // total_commands_processed; not part of Pogocache's STATS).
+    commands,
     cmd_get,
     cmd_set,
     cmd_flush,

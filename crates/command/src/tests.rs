@@ -26,6 +26,7 @@ impl Harness {
             session: Session {
                 authed,
                 addr: "test".into(),
+                ..Session::default()
             },
             scratch: Vec::new(),
             now: 1_000 * 1_000_000_000,
@@ -47,7 +48,11 @@ impl Harness {
             session: &mut self.session,
             scratch: &mut self.scratch,
         };
-        let action = execute(&mut ctx, args.view(req), &mut RespReply(&mut out));
+        let action = execute(
+            &mut ctx,
+            args.view(req),
+            &mut RespReply::new(&mut out, false),
+        );
         (out, action)
     }
 

@@ -135,7 +135,7 @@ impl Exit {
 /// The allocator compiled into this binary (set by the binary crate).
 pub static ALLOCATOR: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
 
-fn allocator() -> &'static str {
+pub(crate) fn allocator() -> &'static str {
     ALLOCATOR.get().copied().unwrap_or("stock")
 }
 

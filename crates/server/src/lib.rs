@@ -82,6 +82,11 @@ impl Server {
             mc_legacy: config.mc_legacy,
             pg_auth: config.pg_auth,
             tls: config.tlsport.is_some(),
+            host: config.host.clone(),
+            port: config.port.unwrap_or(0),
+            maxmemory: config.maxmemory.unwrap_or(0),
+            evict: config.evict,
+            allocator: config::allocator(),
         };
         let shared = Arc::new(Shared::new(store, settings, config.threads));
         let stop = Arc::new(ticker::Stop::default());
@@ -118,6 +123,12 @@ impl Server {
             wakers.push(w.handle().waker.clone());
             threads.push(spawn(format!("worker-{id}"), move || w.run())?);
         }
+        let kick: Vec<_> = handles.iter().map(|h| h.waker.clone()).collect();
+        shared.clients.set_waker(Box::new(move |i| {
+            if let Some(w) = kick.get(i) {
+                let _ = w.wake();
+            }
+        }));
         let acceptor = listener::Acceptor::new(listeners, handles, shared.clone(), &config)?;
         wakers.push(acceptor.waker());
         threads.push(spawn("acceptor".into(), move || acceptor.run())?);

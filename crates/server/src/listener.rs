@@ -32,6 +32,18 @@ impl Stream {
             Stream::Unix(s) => s,
         }
     }
+
+    /// Our end's address as CLIENT LIST shows it (`laddr`).
+    pub fn local_name(&self) -> String {
+        match self {
+            Stream::Tcp(s) => s.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            Stream::Unix(s) => s
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
+                .unwrap_or_default(),
+        }
+    }
 }
 
 impl io::Read for Stream {
@@ -280,7 +292,7 @@ impl Acceptor {
         conns.total.fetch_add(1, Relaxed);
         let w = &self.workers[self.next % self.workers.len()];
         self.next = self.next.wrapping_add(1);
-        w.send(stream, addr, tls);
+        w.send(stream, addr, tls, self.shared.clients.next_id());
     }
 }
 

@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
 use mio::{Events, Interest, Poll, Token, Waker};
+use pogocache_command::clients::ClientInfo;
 use pogocache_command::postgres::{PgSession, Step as PgStep};
 use pogocache_command::{Action, Ctx, RespReply, Session, Shared, execute};
 use pogocache_protocol::sniff::{Proto, Sniff, sniff};
@@ -45,21 +46,25 @@ const WAKER: Token = Token(usize::MAX);
 /// Pipelined requests whose keys are prefetched ahead of execution.
 const LOOKAHEAD: usize = 8;
 
+/// An accepted connection on its way to a worker: stream, peer address,
+/// came in on `--tlsport`, client id.
+type Handoff = (Stream, String, bool, u64);
+
 /// How the acceptor (and MONITOR feeds) reach a worker.
 #[derive(Clone)]
 pub struct WorkerHandle {
     pub waker: Arc<Waker>,
-    inbox: Arc<Mutex<Vec<(Stream, String, bool)>>>,
+    inbox: Arc<Mutex<Vec<Handoff>>>,
 }
 
 impl WorkerHandle {
     /// Hands over an accepted connection (`tls_port`: it came in on
-    /// `--tlsport`).
-    pub fn send(&self, stream: Stream, addr: String, tls_port: bool) {
+    /// `--tlsport`; `id`: its client id, in accept order).
+    pub fn send(&self, stream: Stream, addr: String, tls_port: bool, id: u64) {
         self.inbox
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push((stream, addr, tls_port));
+            .push((stream, addr, tls_port, id));
         let _ = self.waker.wake();
     }
 }
@@ -114,7 +119,6 @@ pub struct Worker {
     look: Args,
     /// Read buffer for connections that have none yet.
     probe: Box<[u8]>,
-    next_id: u64,
     queuesize: usize,
     tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -146,7 +150,6 @@ impl Worker {
             scratch: Vec::new(),
             look: Args::new(),
             probe: vec![0; READ_CHUNK].into_boxed_slice(),
-            next_id: (id as u64) << 48,
             queuesize: config.queuesize,
             tls,
         })
@@ -186,6 +189,9 @@ impl Worker {
                 }
                 self.take_new_connections();
                 self.deliver_monitor_output();
+                if self.shared.clients.take_kills(self.id) {
+                    self.close_killed();
+                }
             }
             // One pass over everything ready now; connections that still
             // have work go to the back of the queue for the next turn.
@@ -220,7 +226,7 @@ impl Worker {
 
     fn take_new_connections(&mut self) {
         let new = std::mem::take(&mut *self.handle.inbox.lock().unwrap_or_else(|e| e.into_inner()));
-        for (mut stream, addr, tls_port) in new {
+        for (mut stream, addr, tls_port, id) in new {
             let idx = self.free.pop().unwrap_or_else(|| {
                 self.conns.push(None);
                 self.conns.len() - 1
@@ -239,10 +245,18 @@ impl Worker {
                 self.shared.conns.curr.fetch_sub(1, Relaxed);
                 continue;
             }
-            self.next_id += 1;
+            let now = pogocache_store::clock::monotonic_ns();
+            let client = Arc::new(ClientInfo::new(
+                id,
+                addr.clone(),
+                stream.local_name(),
+                self.id,
+                now,
+            ));
+            self.shared.clients.register(client.clone());
             self.conns[idx] = Some(Conn {
                 stream,
-                id: self.next_id,
+                id,
                 inbuf: Vec::new(),
                 start: 0,
                 end: 0,
@@ -253,6 +267,8 @@ impl Worker {
                 session: Session {
                     authed: self.shared.settings.auth.is_empty(),
                     addr,
+                    resp3: false,
+                    client: Some(client),
                 },
                 args: Args::new(),
                 eof: false,
@@ -290,7 +306,22 @@ impl Worker {
                 self.monitors.retain(|&m| m != idx);
             }
             self.shared.conns.curr.fetch_sub(1, Relaxed);
+            self.shared.clients.remove(c.id);
             self.free.push(idx);
+        }
+    }
+
+    /// Closes the connections CLIENT KILL marked (output is dropped, as
+    /// Redis does).
+    fn close_killed(&mut self) {
+        for idx in 0..self.conns.len() {
+            let killed = self.conns[idx]
+                .as_ref()
+                .and_then(|c| c.session.client.as_ref())
+                .is_some_and(|i| i.kill.load(Relaxed));
+            if killed {
+                self.close(idx);
+            }
         }
     }
 
@@ -503,7 +534,12 @@ impl Worker {
                                 }
                             } else {
                                 let mut ctx = ctx!();
-                                match execute(&mut ctx, args, &mut RespReply(&mut c.out)) {
+                                let resp3 = ctx.session.resp3;
+                                match execute(
+                                    &mut ctx,
+                                    args,
+                                    &mut RespReply::new(&mut c.out, resp3),
+                                ) {
                                     Action::Continue => {}
                                     Action::Close => c.closing = true,
                                     Action::Monitor => {

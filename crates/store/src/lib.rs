@@ -765,6 +765,20 @@ impl Store {
         Ok(Some(len))
     }
 
+    /// Live entries that carry an expiry (INFO's keyspace `expires`).
+    /// Visits every entry, one shard at a time.
+    pub fn count_expiring(&self, now: i64) -> usize {
+        (0..self.shards.len())
+            .map(|i| {
+                let s = self.lock_index(i);
+                s.table
+                    .iter()
+                    .filter(|e| e.expires() != 0 && e.is_alive(now))
+                    .count()
+            })
+            .sum()
+    }
+
     /// Number of entries, including expired ones not yet removed (this is
     /// what Pogocache's DBSIZE reports).
     pub fn len(&self) -> usize {
