@@ -100,9 +100,13 @@ fn ten_thousand_idle_connections_against_maxconns() {
         idle.push(TcpStream::connect(addr).unwrap());
     }
     // One slot left: a working client gets it and is served.
-    healthy(addr, "idle");
     let mut active = connect(addr);
     exchange(&mut active, b"PING\r\n", b"+PONG\r\n");
+    for i in 0..50 {
+        let k = format!("idle:{i}");
+        exchange(&mut active, &cmd(&[b"SET", k.as_bytes(), b"v"]), b"+OK\r\n");
+        exchange(&mut active, &cmd(&[b"GET", k.as_bytes()]), b"$1\r\nv\r\n");
+    }
     // Beyond --maxconns new connections are closed without a reply.
     let mut extra = connect(addr);
     let _ = extra.write_all(b"PING\r\n");
