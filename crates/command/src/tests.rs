@@ -323,7 +323,9 @@ fn session_commands_and_unknowns() {
             "-ERR value is not an integer or out of range\r\n",
         ),
         ("SELECT", "-ERR wrong number of arguments\r\n"),
-        ("HELLO 3", "-ERR unknown command 'HELLO'\r\n"),
+        ("HELLO 4", "-NOPROTO unsupported protocol version\r\n"),
+        ("WAIT 0 0", ":0\r\n"),
+        ("CLIENT", "-ERR wrong number of arguments\r\n"),
         ("foo", "-ERR unknown command 'foo'\r\n"),
         ("\"\"", "-ERR unknown command ''\r\n"),
         (
