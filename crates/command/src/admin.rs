@@ -266,6 +266,7 @@ pub fn save_load<R: Reply>(
     match ok {
         Ok(()) => {
             log::line(format_args!(". {what} finished {:.3} secs", secs_since(t)));
+            ctx.shared.mark_snapshot();
             out.ok()
         }
         Err(e) => {

@@ -16,6 +16,11 @@ pub struct Op {
 }
 
 impl Op {
+    /// Position in the INCR family as listed in `stats::CMD_LABELS`.
+    pub(crate) fn index(self) -> usize {
+        (self.unsigned as usize) << 2 | (self.by as usize) << 1 | self.decr as usize
+    }
+
     pub const INCR: Op = Op {
         decr: false,
         unsigned: false,

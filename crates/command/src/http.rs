@@ -141,6 +141,13 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request<'_>, out: &mut Vec<u8>) -> Actio
             return done;
         }
     }
+    if req.method == Method::Get && raw_key == b"metrics" {
+        // Extension: Prometheus metrics (a key named `metrics` is still
+        // reachable over PUT/DELETE and the other protocols).
+        let body = crate::metrics::render(ctx.shared, ctx.now, pogocache_store::clock::wall_ns());
+        send(200, "OK", body.as_bytes());
+        return done;
+    }
     let mut key = std::mem::take(ctx.scratch);
     if !decode_key(raw_key, &mut key) {
         *ctx.scratch = key;

@@ -29,6 +29,7 @@ pub mod intro;
 mod keys;
 pub mod log;
 pub mod memcache;
+pub mod metrics;
 pub mod monitor;
 pub mod postgres;
 pub mod reply;
@@ -125,6 +126,9 @@ pub struct Shared {
     pub purge: fn(),
     /// Every open connection (CLIENT LIST/KILL).
     pub clients: clients::Registry,
+    /// Wall-clock ns of the last snapshot saved or loaded (0: none yet),
+    /// for `pogocache_snapshot_age_seconds`.
+    pub last_save: std::sync::atomic::AtomicI64,
 }
 
 impl Shared {
@@ -139,7 +143,16 @@ impl Shared {
             started: pogocache_store::clock::monotonic_ns(),
             purge: sys::malloc_trim,
             clients: clients::Registry::new(workers),
+            last_save: Default::default(),
         }
+    }
+
+    /// Notes a snapshot saved or loaded just now.
+    pub fn mark_snapshot(&self) {
+        self.last_save.store(
+            pogocache_store::clock::wall_ns(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Sum of every worker's counters.
@@ -288,11 +301,134 @@ fn lookup(name: &[u8]) -> Option<Cmd> {
     })
 }
 
+/// Index of a command in `stats::CMD_LABELS`.
+fn label(cmd: Option<Cmd>) -> usize {
+    use Cmd::*;
+    let Some(cmd) = cmd else {
+        return stats::CMD_LABELS.len() - 1;
+    };
+    match cmd {
+        Set => 0,
+        Setex => 1,
+        Get => 2,
+        Mget => 3,
+        Mgets => 4,
+        Del => 5,
+        Exists => 6,
+        Ttl => 7,
+        Pttl => 8,
+        Expire => 9,
+        Touch => 10,
+        Dbsize => 11,
+        Incr(op) => 12 + op.index(),
+        Append => 20,
+        Prepend => 21,
+        Keys => 22,
+        Scan => 23,
+        Flush => 24,
+        Sweep => 25,
+        Purge => 26,
+        Save => 27,
+        Load => 28,
+        Stats => 29,
+        Ping => 30,
+        Echo => 31,
+        Version => 32,
+        Quit => 33,
+        Select => 34,
+        Auth => 35,
+        Monitor => 36,
+        Debug => 37,
+        Hello => 38,
+        Client => 39,
+        Info => 40,
+        Command => 41,
+        Config => 42,
+        Reset => 43,
+        Wait => 44,
+    }
+}
+
+/// Passes a reply through, noting whether it was an error (the outcome
+/// label of `pogocache_commands_total`).
+struct Track<'r, R> {
+    inner: &'r mut R,
+    failed: bool,
+}
+
+impl<R: Reply> Reply for Track<'_, R> {
+    #[inline]
+    fn ok(&mut self) {
+        self.inner.ok()
+    }
+    #[inline]
+    fn simple(&mut self, s: &[u8]) {
+        self.inner.simple(s)
+    }
+    #[inline]
+    fn error(&mut self, e: &[u8]) {
+        self.failed = true;
+        self.inner.error(e)
+    }
+    #[inline]
+    fn int(&mut self, n: i64) {
+        self.inner.int(n)
+    }
+    #[inline]
+    fn uint(&mut self, n: u64) {
+        self.inner.uint(n)
+    }
+    #[inline]
+    fn bulk(&mut self, b: &[u8]) {
+        self.inner.bulk(b)
+    }
+    #[inline]
+    fn null(&mut self) {
+        self.inner.null()
+    }
+    #[inline]
+    fn array(&mut self, n: usize) {
+        self.inner.array(n)
+    }
+    #[inline]
+    fn map(&mut self, n: usize) {
+        self.inner.map(n)
+    }
+    fn set_resp3(&mut self, on: bool) {
+        self.inner.set_resp3(on)
+    }
+}
+
 /// Runs one request. `args` must be non-empty (protocols skip empty
-/// requests before calling).
+/// requests before calling). Counts it by command and outcome, and times
+/// one in `stats::LATENCY_SAMPLE`.
 pub fn execute<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) -> Action {
+    let cmd = lookup(args.get(0));
+    let timed = ctx
+        .stats
+        .detail
+        .sample()
+        .then(pogocache_store::clock::monotonic_ns);
+    let mut track = Track {
+        inner: out,
+        failed: false,
+    };
+    let action = run(ctx, cmd, args, &mut track);
+    let d = &ctx.stats.detail;
+    let i = label(cmd);
+    if track.failed {
+        d.err[i].incr();
+    } else {
+        d.ok[i].incr();
+    }
+    if let Some(t0) = timed {
+        d.record_latency(pogocache_store::clock::monotonic_ns() - t0);
+    }
+    action
+}
+
+fn run<R: Reply>(ctx: &mut Ctx<'_>, cmd: Option<Cmd>, args: ArgView<'_>, out: &mut R) -> Action {
     let name = args.get(0);
-    let cmd = lookup(name);
     ctx.stats.commands.incr();
     if !ctx.session.authed {
         // HELLO may carry AUTH; it enforces the password itself.

@@ -36,9 +36,10 @@ impl Counter {
 
 macro_rules! stats {
     ($($name:ident),* $(,)?) => {
-        /// One worker's request counters (names as in Pogocache's STATS).
+        /// One worker's request counters (names as in Pogocache's STATS),
+        /// plus the finer counters behind `/metrics`.
         #[derive(Default, Debug)]
-        pub struct Stats { $(pub $name: Counter,)* }
+        pub struct Stats { $(pub $name: Counter,)* pub detail: Detail }
 
         /// A summed snapshot of [`Stats`].
         #[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +79,73 @@ stats!(
     auth_cmds,
     auth_errors,
 );
+
+/// Labels of `pogocache_commands_total{cmd=...}`: every command of the
+/// table (the INCR family one by one), then `unknown`.
+pub const CMD_LABELS: [&str; 46] = [
+    "set", "setex", "get", "mget", "mgets", "del", "exists", "ttl", "pttl", "expire", "touch",
+    "dbsize", "incr", "decr", "incrby", "decrby", "uincr", "udecr", "uincrby", "udecrby", "append",
+    "prepend", "keys", "scan", "flush", "sweep", "purge", "save", "load", "stats", "ping", "echo",
+    "version", "quit", "select", "auth", "monitor", "debug", "hello", "client", "info", "command",
+    "config", "reset", "wait", "unknown",
+];
+
+/// Upper bounds (seconds) of the command latency histogram buckets.
+pub const LATENCY_BOUNDS: [f64; 14] = [
+    1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2, 1e-1, 1.0,
+];
+
+/// One command in this many is timed for the latency histogram: two clock
+/// reads per command would cost more than the histogram is worth.
+pub const LATENCY_SAMPLE: u64 = 64;
+
+/// Per-worker counters for `/metrics`: commands by name and outcome,
+/// requests by protocol, and sampled command latency. Single writer, like
+/// the rest of [`Stats`].
+#[derive(Debug)]
+pub struct Detail {
+    pub ok: [Counter; CMD_LABELS.len()],
+    pub err: [Counter; CMD_LABELS.len()],
+    /// Requests by protocol: RESP, Memcache, HTTP, Postgres.
+    pub requests: [Counter; 4],
+    /// Histogram buckets (cumulative when rendered), then +Inf.
+    pub latency: [Counter; LATENCY_BOUNDS.len() + 1],
+    pub latency_sum_ns: Counter,
+    /// Commands seen, for the 1-in-[`LATENCY_SAMPLE`] choice.
+    pub seen: Counter,
+}
+
+impl Default for Detail {
+    fn default() -> Self {
+        Detail {
+            ok: std::array::from_fn(|_| Counter::default()),
+            err: std::array::from_fn(|_| Counter::default()),
+            requests: Default::default(),
+            latency: std::array::from_fn(|_| Counter::default()),
+            latency_sum_ns: Counter::default(),
+            seen: Counter::default(),
+        }
+    }
+}
+
+impl Detail {
+    /// Whether to time the command about to run.
+    #[inline]
+    pub fn sample(&self) -> bool {
+        self.seen.incr();
+        self.seen.get().is_multiple_of(LATENCY_SAMPLE)
+    }
+
+    pub fn record_latency(&self, ns: i64) {
+        let s = ns.max(0) as f64 / 1e9;
+        let i = LATENCY_BOUNDS
+            .iter()
+            .position(|&b| s <= b)
+            .unwrap_or(LATENCY_BOUNDS.len());
+        self.latency[i].incr();
+        self.latency_sum_ns.add(ns.max(0) as u64);
+    }
+}
 
 /// Connection counts, maintained by the runtime.
 #[derive(Default, Debug)]

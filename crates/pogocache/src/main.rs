@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use pogocache_server::{Config, Server, config};
+use pogocache_server::{Config, Server, config, log};
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
@@ -33,14 +33,16 @@ fn main() -> ExitCode {
     if cfg.health {
         return health(&cfg);
     }
+    log::set_json(cfg.log_json);
+    log::set_command_sample(cfg.log_sample);
     for n in &notes {
-        println!("{n}");
+        log::line(format_args!("{n}"));
     }
     // Block the stop signals in every thread; the main thread takes them
     // synchronously with sigwait.
     let signals = stop_signals();
     for line in cfg.banner() {
-        println!("{line}");
+        log::line(format_args!("{line}"));
     }
     let persist = cfg.persist.clone();
     let server = match Server::start(Config {
@@ -49,35 +51,38 @@ fn main() -> ExitCode {
     }) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("{e}");
+            log::eline(format_args!("{e}"));
             return ExitCode::from(1);
         }
     };
-    println!("* Ready to accept connections");
+    log::line(format_args!("* Ready to accept connections"));
     let _ = std::io::stdout().flush();
     wait_for(&signals);
     // A second signal during shutdown forces the exit.
     std::thread::spawn(move || {
         wait_for(&signals);
-        eprintln!("# User forced shutdown");
-        println!("# Pogocache exiting now");
+        log::eline(format_args!("# User forced shutdown"));
+        log::line(format_args!("# Pogocache exiting now"));
         std::process::exit(0);
     });
     let shared = server.shared().clone();
     // Stop serving first, so the final snapshot holds every acknowledged
     // write (Pogocache saves while still serving, gap H8).
     if let Some(path) = &persist {
-        println!("* Saving data to {}, please wait...", path.display());
+        log::line(format_args!(
+            "* Saving data to {}, please wait...",
+            path.display()
+        ));
         let _ = std::io::stdout().flush();
     }
     server.shutdown();
     if let Some(path) = &persist
         && let Err(e) = pogocache_persist::save(&shared.store, path)
     {
-        println!("# Save failed: {e}");
+        log::line(format_args!("# Save failed: {e}"));
         return ExitCode::from(1);
     }
-    println!("# Pogocache exiting now");
+    log::line(format_args!("# Pogocache exiting now"));
     ExitCode::SUCCESS
 }
 

@@ -123,3 +123,75 @@ fn serves_then_stops_on_sigterm() {
     assert_eq!(rest, "# Pogocache exiting now\n");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn json_logs_and_sampled_command_log() {
+    let dir = std::env::temp_dir().join(format!("pogocache-json-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("s.sock");
+    let mut child = bin()
+        .args(["-p", "0", "-s", sock.to_str().unwrap(), "--threads", "1"])
+        .args(["--logformat", "json", "-vvv", "--logsample", "2"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "exited early: {lines:?}"
+        );
+        let ready = line.contains("\"msg\":\"Ready to accept connections\"");
+        lines.push(line);
+        if ready {
+            break;
+        }
+    }
+    for l in &lines {
+        assert!(
+            l.starts_with("{\"time\":\"20") && l.ends_with("\"}\n") && l.contains("\"level\":\""),
+            "{l}"
+        );
+    }
+    assert!(
+        lines[0].contains("\"level\":\"info\",\"msg\":\"Pogocache (pid: "),
+        "{}",
+        lines[0]
+    );
+    // Four commands, one in two logged: the 1st and the 3rd.
+    let mut c = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    c.write_all(b"SET a \"x\\\"y\"\r\nGET a\r\nGET b\r\nPING\r\n")
+        .unwrap();
+    let mut b = [0u8; 5 + 9 + 5 + 7];
+    c.read_exact(&mut b).unwrap();
+    let mut logged = Vec::new();
+    while logged.len() < 2 {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        if line.contains("\"cmd\":") {
+            logged.push(line);
+        }
+    }
+    assert!(
+        logged[0].ends_with("\"level\":\"debug\",\"cmd\":[\"SET\",\"a\",\"x\\\"y\"]}\n"),
+        "{}",
+        logged[0]
+    );
+    assert!(
+        logged[1].ends_with("\"cmd\":[\"GET\",\"b\"]}\n"),
+        "{}",
+        logged[1]
+    );
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(
+        rest.ends_with("\"level\":\"warn\",\"msg\":\"Pogocache exiting now\"}\n"),
+        "{rest}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -66,6 +66,10 @@ pub struct Config {
     pub log_startup: bool,
     /// `--health`: probe a running server (PING) instead of starting one.
     pub health: bool,
+    /// `--logformat json`: one JSON object per log line (extension).
+    pub log_json: bool,
+    /// `--logsample N`: at `-vvv`, log one command in N (extension).
+    pub log_sample: u64,
 }
 
 impl Default for Config {
@@ -110,6 +114,8 @@ impl Default for Config {
             recover: Default::default(),
             log_startup: false,
             health: false,
+            log_json: false,
+            log_sample: 1,
         }
     }
 }
@@ -206,6 +212,8 @@ const VALUE_FLAGS: &[&str] = &[
     "--saveinterval",
     "--recover",
     "--authfile",
+    "--logformat",
+    "--logsample",
 ];
 const SWITCHES: &[&str] = &["-v", "-vv", "-vvv", "-M", "--health"];
 
@@ -346,6 +354,18 @@ pub fn help_text() -> String {
         "--recover strict/skip",
         "on a damaged persist file",
         Some("strict"),
+    );
+    line(
+        &mut s,
+        "--logformat text/json",
+        "log line format",
+        Some("text"),
+    );
+    line(
+        &mut s,
+        "--logsample N",
+        "log one command in N (-vvv)",
+        Some("1"),
     );
     s.push_str("\nSecurity options:\n");
     line(
@@ -655,6 +675,14 @@ pub fn parse_args<S: AsRef<str>>(argv: &[S]) -> Result<(Config, Vec<String>), Ex
         Some("skip") => pogocache_persist::Recovery::Skip,
         Some(_) => return Err(Exit::err("# Option --recover is invalid".into())),
     };
+    c.log_json = match get("--logformat") {
+        None | Some("text") => false,
+        Some("json") => true,
+        Some(_) => return Err(Exit::err("# Option --logformat is invalid".into())),
+    };
+    if let Some(v) = get("--logsample") {
+        c.log_sample = atoi(v).max(1) as u64;
+    }
     c.tlscert = get("--tlscert").map(PathBuf::from);
     c.tlskey = get("--tlskey").map(PathBuf::from);
     c.tlscacert = get("--tlscacert").map(PathBuf::from);

@@ -45,6 +45,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 pub use config::{Config, Exit, parse_args};
+/// Log lines (text or JSON), for the binary's own startup and shutdown lines.
+pub use pogocache_command::log;
 use pogocache_command::{Settings, Shared};
 use pogocache_store::Store;
 
@@ -106,7 +108,7 @@ impl Server {
         let tls_addr = listeners.tls_addr();
         let local_addr = listeners.local_addr();
         if config.log_startup {
-            println!("* Network listener established");
+            log::line(format_args!("* Network listener established"));
         }
         // Load before serving: connections wait in the accept backlog.
         if let Some(path) = &config.persist {
@@ -203,47 +205,51 @@ fn persist_startup(
         ));
     }
     for removed in pogocache_persist::remove_stale_work_files(path)? {
-        println!("# deleted work file {}", removed.display());
+        log::line(format_args!("# deleted work file {}", removed.display()));
     }
     if !path.exists() {
         return Ok(());
     }
     if log {
-        println!("* Loading data from {}, please wait...", path.display());
+        log::line(format_args!(
+            "* Loading data from {}, please wait...",
+            path.display()
+        ));
     }
     let t = std::time::Instant::now();
     let progress = |n: u64| {
-        println!(
+        log::line(format_args!(
             ". loading {}: {n} entries so far ({:.0}s)",
             path.display(),
             t.elapsed().as_secs_f64()
-        )
+        ))
     };
     let (st, skipped) = pogocache_persist::load(&shared.store, path, mode, progress)
         .map_err(|e| io::Error::other(format!("# Load failed: {e}")))?;
+    shared.mark_snapshot();
     let secs = t.elapsed().as_secs_f64().max(1e-9);
     let mb = st.bytes as f64 / (1024.0 * 1024.0);
     if log {
-        println!(
+        log::line(format_args!(
             "* Loaded {} entries ({} expired) ({mb:.3} MB in {secs:.3} secs) ({:.0} entries/sec, {:.0} MB/sec) ",
             st.entries,
             st.expired,
             (st.entries + st.expired) as f64 / secs,
             mb / secs
-        );
+        ));
     }
     if !skipped.is_empty() {
         for e in &skipped {
-            println!("# Skipped damaged data: {e}");
+            log::line(format_args!("# Skipped damaged data: {e}"));
         }
         let unix = pogocache_store::clock::wall_ns() / 1_000_000_000;
         let mut aside = path.as_os_str().to_os_string();
         aside.push(format!(".bad-{unix}"));
         std::fs::rename(path, &aside)?;
-        println!(
+        log::line(format_args!(
             "# Kept the damaged snapshot as {}",
             std::path::Path::new(&aside).display()
-        );
+        ));
     }
     Ok(())
 }

@@ -195,6 +195,7 @@ pub fn saver(shared: &Shared, stop: &Stop, path: &std::path::Path, secs: u64) {
         let t = std::time::Instant::now();
         match pogocache_persist::save(&shared.store, path) {
             Ok(st) => {
+                shared.mark_snapshot();
                 if shared.settings.verbosity >= 1 {
                     log::line(format_args!(
                         ". background save finished {:.3} secs ({} entries, {} bytes)",

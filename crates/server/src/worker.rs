@@ -500,6 +500,7 @@ impl Worker {
                 Proto::Resp => match resp::parse(data, &self.limits, &mut c.args) {
                     Parsed::Complete(n) => {
                         c.need = 0;
+                        stats.detail.requests[0].incr();
                         // More requests are buffered behind this one: parse
                         // ahead and start their bucket loads, so the cache
                         // misses of a pipeline overlap instead of queueing.
@@ -580,6 +581,7 @@ impl Worker {
                 },
                 Proto::Memcache => match memcache::parse(data) {
                     memcache::Parsed::Done(n, req) => {
+                        stats.detail.requests[1].incr();
                         // Prefetch the keys of pipelined requests behind
                         // this one (as for RESP above).
                         if n < data.len() && ahead <= c.start + n {
@@ -619,6 +621,7 @@ impl Worker {
                 },
                 Proto::Http => match http::parse(data) {
                     http::Parsed::Done(n, req) => {
+                        stats.detail.requests[2].incr();
                         let mut ctx = ctx!();
                         if pogocache_command::http::execute(&mut ctx, &req, &mut c.out)
                             == Action::Close
@@ -651,6 +654,7 @@ impl Worker {
                             break;
                         }
                         PgStep::Consumed(n) => {
+                            stats.detail.requests[3].incr();
                             c.need = 0;
                             c.start += n;
                         }
