@@ -65,7 +65,7 @@ def main():
     fig.suptitle(f"Medians of interleaved runs, {data['machine']['cpus']} CPUs, "
                  f"{data['date']}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(dst, dpi=90)
+    fig.savefig(dst, dpi=72)
     print(f"wrote {dst}")
 
 
