@@ -696,7 +696,8 @@ impl Store {
         if scratch.len() > MAX_VALUE_LEN {
             return Err(UpdateError::Store(StoreError::TooLarge));
         }
-        let old = shard.write_back(
+        let old = self.write_back(
+            shard,
             found,
             live,
             hash,
@@ -704,16 +705,35 @@ impl Store {
             now,
             cas,
             Edit::Whole(scratch),
-            &self.cx(),
         );
+        drop(guard);
+        drop(old);
+        Ok(r)
+    }
+
+    /// The end of every read-modify-write: builds and places the new
+    /// entry, republishes the table for prefetching, and counts a dead
+    /// entry it replaced as expired (the key is new again). Returns the
+    /// entry to free after the lock.
+    #[allow(clippy::too_many_arguments)]
+    fn write_back(
+        &self,
+        shard: &mut Shard,
+        found: Option<usize>,
+        live: bool,
+        hash: u64,
+        key: &[u8],
+        now: i64,
+        cas: u64,
+        edit: Edit<'_>,
+    ) -> Option<Entry> {
+        let old = shard.write_back(found, live, hash, key, now, cas, edit, &self.cx());
         self.publish_for(hash, shard);
         if found.is_some() && !live {
             self.expired(1);
             shard.inserts += 1;
         }
-        drop(guard);
-        drop(old);
-        Ok(r)
+        old
     }
 
     /// APPEND/PREPEND `data` to a live value, keeping expiry and flags.
@@ -745,7 +765,8 @@ impl Store {
         }
         shard.cas += 1;
         let cas = if self.cas { shard.cas } else { 0 };
-        let dropped = shard.write_back(
+        let dropped = self.write_back(
+            shard,
             found,
             live,
             hash,
@@ -753,13 +774,7 @@ impl Store {
             now,
             cas,
             Edit::Add(side, data),
-            &self.cx(),
         );
-        self.publish_for(hash, shard);
-        if found.is_some() && !live {
-            self.expired(1);
-            shard.inserts += 1;
-        }
         drop(guard);
         drop(dropped);
         Ok(Some(len))
