@@ -29,6 +29,7 @@ pub mod intro;
 mod keys;
 pub mod log;
 pub mod memcache;
+mod meta;
 pub mod metrics;
 pub mod monitor;
 pub mod postgres;

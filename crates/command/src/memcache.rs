@@ -26,7 +26,7 @@ const NS: i64 = 1_000_000_000;
 /// Converts a memcache exptime to a store expiry: 0 never expires, a
 /// negative value is already expired, up to 30 days is relative, beyond
 /// that it is a Unix timestamp.
-fn expiry(ctx: &Ctx<'_>, e: i64) -> Expiry {
+pub(crate) fn expiry(ctx: &Ctx<'_>, e: i64) -> Expiry {
     if e == 0 {
         Expiry::Never
     } else if e < 0 {
@@ -132,6 +132,7 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request<'_>, out: &mut Vec<u8>) -> Actio
     let store = &ctx.shared.store;
     match *req {
         Request::Get { keys, cas } => get(ctx, keys.iter(), cas, None, out),
+        Request::Meta(m) => crate::meta::execute(ctx, &m, out),
         Request::Gat { exptime, keys, cas } => {
             let e = expiry(ctx, exptime);
             get(ctx, keys.iter(), cas, Some(e), out)

@@ -11,6 +11,8 @@
 
 use crate::resp::parse_i64_strict;
 
+pub mod meta;
+
 /// Longest command line accepted (memcached refuses long lines too;
 /// Pogocache buffers without limit, gap B3).
 pub const MAX_LINE: usize = 1 << 20;
@@ -54,6 +56,8 @@ pub enum Error {
     /// Data length over the limit: `CLIENT_ERROR bad command line format`,
     /// counted in `store_too_large`.
     TooLarge,
+    /// A meta flag that is not a letter: `CLIENT_ERROR invalid flag`.
+    BadFlag,
 }
 
 impl Error {
@@ -68,6 +72,7 @@ impl Error {
             Error::BadExptime => b"CLIENT_ERROR invalid exptime argument\r\n",
             Error::BadDelay => b"CLIENT_ERROR invalid delay argument\r\n",
             Error::Syntax => b"CLIENT_ERROR syntax error\r\n",
+            Error::BadFlag => b"CLIENT_ERROR invalid flag\r\n",
         }
     }
 }
@@ -130,6 +135,8 @@ pub enum Request<'a> {
         noreply: bool,
     },
     Quit,
+    /// A meta-protocol request (`mg`, `ms`, `md`, `ma`, `mn`, `me`).
+    Meta(meta::Meta<'a>),
     /// A malformed request and its reply line.
     Invalid(Error),
 }
@@ -144,6 +151,7 @@ impl<'a> Request<'a> {
             | Request::Delete { key, .. }
             | Request::Incr { key, .. }
             | Request::Touch { key, .. } => Some(key),
+            Request::Meta(m) if !m.key.is_empty() => Some(m.key),
             _ => None,
         }
     }
@@ -209,6 +217,13 @@ pub fn parse(buf: &[u8]) -> Parsed<'_> {
     let line = &buf[..nl];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let done = |r| Parsed::Done(line_len, r);
+    if line.len() >= 2
+        && line[0] == b'm'
+        && matches!(line[1], b'g' | b's' | b'd' | b'a' | b'n' | b'e')
+        && line.get(2).is_none_or(|&c| c == b' ')
+    {
+        return meta::parse(buf, line, line_len);
+    }
     let mut t: [&[u8]; 8] = [&[]; 8];
     let n = tokens(line, &mut t);
     if n == 0 {

@@ -183,6 +183,10 @@ impl<'a> EntryRef<'a> {
     pub fn cas(&self) -> u64 {
         self.0.cas()
     }
+    /// Last access (or write), whole seconds on the store clock.
+    pub fn last_access_secs(&self) -> u32 {
+        self.0.access()
+    }
     /// Absolute expiry on the store clock, or `None` for no expiry.
     pub fn expires(&self) -> Option<i64> {
         match self.0.expires() {

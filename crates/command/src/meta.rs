@@ -1,0 +1,433 @@
+//! The memcached meta protocol (extension): `mg`, `ms`, `md`, `ma`, `mn`,
+//! `me`, with the flags memcached's protocol.txt documents and modern
+//! clients and proxies use.
+//!
+//! Owns: what each meta verb and flag does to the store, and the meta
+//! reply lines (`VA`, `HD`, `EN`, `NF`, `NS`, `EX`, `MN`, `ME`). Does not
+//! own: framing (`pogocache_protocol::memcache::meta`).
+//!
+//! Supported flags — mg: `b c f k O q s t v T N`; ms: `b c k O q T F C
+//! M(E A P R S)`; md: `b k O q C`; ma: `b c k O q t v T N J D M(I + D -)`.
+//! Not supported (refused with `CLIENT_ERROR invalid flag`, like any
+//! unknown flag): stale items (`I`, `X`, `Z`), `h`, `l`, `E`, `R`.
+
+use std::borrow::Cow;
+
+use pogocache_protocol::memcache::meta::{Meta, MetaCmd, decode_key, encode};
+use pogocache_store::{Cond, Expiry, SetOptions, SetOutcome, Side, StoreError, UpdateError};
+
+use crate::{Ctx, parse_u64_strict};
+
+const NS: i64 = 1_000_000_000;
+
+fn allowed(cmd: MetaCmd) -> &'static [u8] {
+    match cmd {
+        MetaCmd::Get => b"bcfkOqstvTN",
+        MetaCmd::Set => b"bckOqTFCM",
+        MetaCmd::Delete => b"bkOqC",
+        MetaCmd::Arith => b"bckOqtvTNJDM",
+        MetaCmd::Noop => b"",
+        MetaCmd::Debug => b"b",
+    }
+}
+
+/// Appends the flags that echo back (`O`, `k`, `b`) and the requested
+/// values, in request order.
+fn echo(out: &mut Vec<u8>, m: &Meta<'_>, vals: &dyn Fn(u8) -> Option<Cow<'static, [u8]>>) {
+    for (f, tok) in m.flags.iter() {
+        match f {
+            b'O' => {
+                out.extend_from_slice(b" O");
+                out.extend_from_slice(tok);
+            }
+            b'k' => {
+                out.extend_from_slice(b" k");
+                out.extend_from_slice(m.key);
+            }
+            b'b' if m.flags.has(b'k') => out.extend_from_slice(b" b"),
+            _ => {
+                if let Some(v) = vals(f) {
+                    out.push(b' ');
+                    out.push(f);
+                    out.extend_from_slice(&v);
+                }
+            }
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn num(n: impl itoa::Integer) -> Cow<'static, [u8]> {
+    Cow::Owned(itoa::Buffer::new().format(n).as_bytes().to_vec())
+}
+
+/// A meta TTL token: memcache exptime rules (0 never, negative expired,
+/// up to 30 days relative, beyond a Unix time).
+fn ttl(ctx: &Ctx<'_>, tok: &[u8]) -> Option<Expiry> {
+    let e = crate::parse_i64_strict(tok)?;
+    Some(crate::memcache::expiry(ctx, e))
+}
+
+fn at(e: Expiry) -> Option<i64> {
+    match e {
+        Expiry::At(t) => Some(t),
+        _ => None,
+    }
+}
+
+/// Runs one meta request.
+pub fn execute(ctx: &mut Ctx<'_>, m: &Meta<'_>, out: &mut Vec<u8>) {
+    if m.cmd == MetaCmd::Noop {
+        return out.extend_from_slice(b"MN\r\n");
+    }
+    let ok = allowed(m.cmd);
+    if m.flags.iter().any(|(f, _)| !ok.contains(&f)) {
+        return out.extend_from_slice(b"CLIENT_ERROR invalid flag\r\n");
+    }
+    let key: Cow<'_, [u8]> = if m.flags.has(b'b') {
+        match decode_key(m.key) {
+            Some(k) => Cow::Owned(k),
+            None => return out.extend_from_slice(b"CLIENT_ERROR bad data chunk\r\n"),
+        }
+    } else {
+        Cow::Borrowed(m.key)
+    };
+    match m.cmd {
+        MetaCmd::Get => get(ctx, m, &key, out),
+        MetaCmd::Set => set(ctx, m, &key, out),
+        MetaCmd::Delete => delete(ctx, m, &key, out),
+        MetaCmd::Arith => arith(ctx, m, &key, out),
+        MetaCmd::Debug => debug(ctx, m, &key, out),
+        MetaCmd::Noop => unreachable!("handled above"),
+    }
+}
+
+fn bad(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"CLIENT_ERROR bad token in command line format\r\n");
+}
+
+fn get(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
+    let store = &ctx.shared.store;
+    let now = ctx.now;
+    ctx.stats.cmd_get.incr();
+    let touch = match m.flags.get(b'T').map(|t| ttl(ctx, t)) {
+        Some(None) => return bad(out),
+        Some(Some(e)) => Some(e),
+        None => None,
+    };
+    let vivify = match m.flags.get(b'N').map(|t| ttl(ctx, t)) {
+        Some(None) => return bad(out),
+        Some(Some(e)) => Some(e),
+        None => None,
+    };
+    if let Some(e) = touch {
+        ctx.stats.cmd_touch.incr();
+        store.expire(key, at(e), now);
+    }
+    let mut won = false;
+    let mut hit = store.get(key, now, |e| e.is_some());
+    if !hit && let Some(e) = vivify {
+        // Create an empty item; the client that created it "wins" (W)
+        // and should fill it.
+        let opts = SetOptions {
+            expiry: e,
+            cond: Cond::Nx,
+            ..Default::default()
+        };
+        won = matches!(
+            store.set(key, b"", &opts, now),
+            Ok(SetOutcome::Stored { .. })
+        );
+        hit = store.get(key, now, |e| e.is_some());
+    }
+    if !hit {
+        ctx.stats.get_misses.incr();
+        if !m.flags.has(b'q') {
+            out.extend_from_slice(b"EN\r\n");
+        }
+        return;
+    }
+    ctx.stats.get_hits.incr();
+    store.get(key, now, |e| {
+        let Some(e) = e else { return };
+        let value = m.flags.has(b'v');
+        if value {
+            out.extend_from_slice(b"VA ");
+            out.extend_from_slice(itoa::Buffer::new().format(e.value().len()).as_bytes());
+        } else {
+            out.extend_from_slice(b"HD");
+        }
+        let (cas, flags, size) = (e.cas(), e.flags(), e.value().len());
+        let left = e.expires().map(|x| (x - now + NS - 1).div_euclid(NS));
+        echo(out, m, &|f| match f {
+            b'c' => Some(num(cas)),
+            b'f' => Some(num(flags)),
+            b's' => Some(num(size)),
+            b't' => Some(num(left.unwrap_or(-1))),
+            _ => None,
+        });
+        if won {
+            // " W" goes before the line end echo wrote.
+            out.truncate(out.len() - 2);
+            out.extend_from_slice(b" W\r\n");
+        }
+        if value {
+            out.extend_from_slice(e.value());
+            out.extend_from_slice(b"\r\n");
+        }
+    });
+}
+
+fn set(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
+    ctx.stats.cmd_set.incr();
+    let store = &ctx.shared.store;
+    let now = ctx.now;
+    let expiry = match m.flags.get(b'T').map(|t| ttl(ctx, t)) {
+        Some(None) => return bad(out),
+        Some(Some(e)) => e,
+        None => Expiry::Never,
+    };
+    let flags = match m.flags.get(b'F').map(parse_u64_strict) {
+        Some(Some(f)) if f <= u32::MAX as u64 => f as u32,
+        Some(_) => return bad(out),
+        None => 0,
+    };
+    let cas = match m.flags.get(b'C').map(parse_u64_strict) {
+        Some(Some(c)) => Some(c),
+        Some(None) => return bad(out),
+        None => None,
+    };
+    let mode = m.flags.get(b'M').map(|t| t.first().copied().unwrap_or(0));
+    let res: Result<&[u8], StoreError> = match mode {
+        Some(b'A' | b'a' | b'P' | b'p') => {
+            let side = if matches!(mode, Some(b'A' | b'a')) {
+                Side::Append
+            } else {
+                Side::Prepend
+            };
+            store
+                .append(key, m.value, side, false, now)
+                .map(|r| if r.is_some() { &b"HD"[..] } else { b"NS" })
+        }
+        None | Some(b'S' | b's' | b'E' | b'e' | b'R' | b'r') => {
+            let opts = SetOptions {
+                expiry,
+                flags,
+                cond: match mode {
+                    Some(b'E' | b'e') => Cond::Nx,
+                    Some(b'R' | b'r') => Cond::Xx,
+                    _ => Cond::Always,
+                },
+                cas,
+            };
+            store.set(key, m.value, &opts, now).map(|o| match o {
+                SetOutcome::Stored { .. } => &b"HD"[..],
+                SetOutcome::NotStored { existed } if cas.is_some() => {
+                    if existed {
+                        b"EX"
+                    } else {
+                        b"NF"
+                    }
+                }
+                SetOutcome::NotStored { .. } => b"NS",
+            })
+        }
+        Some(_) => {
+            return out.extend_from_slice(b"CLIENT_ERROR invalid mode for ms STORE\r\n");
+        }
+    };
+    match res {
+        Ok(b"HD") if m.flags.has(b'q') => {}
+        Ok(code) => {
+            out.extend_from_slice(code);
+            let new_cas = store.peek(key, now, |e| e.map(|e| e.cas()).unwrap_or(0));
+            echo(out, m, &|f| (f == b'c').then(|| num(new_cas)));
+        }
+        Err(StoreError::OutOfMemory) => {
+            ctx.stats.store_no_memory.incr();
+            out.extend_from_slice(b"SERVER_ERROR out of memory\r\n")
+        }
+        Err(StoreError::TooLarge) => {
+            ctx.stats.store_too_large.incr();
+            out.extend_from_slice(b"SERVER_ERROR object too large for cache\r\n")
+        }
+    }
+}
+
+fn delete(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
+    let store = &ctx.shared.store;
+    let now = ctx.now;
+    let code: &[u8] = match m.flags.get(b'C').map(parse_u64_strict) {
+        Some(None) => return bad(out),
+        Some(Some(c)) => match store.peek(key, now, |e| e.map(|e| e.cas())) {
+            None => b"NF",
+            Some(cur) if cur != c => b"EX",
+            Some(_) => {
+                if store.delete(key, now) {
+                    b"HD"
+                } else {
+                    b"NF"
+                }
+            }
+        },
+        None => {
+            if store.delete(key, now) {
+                b"HD"
+            } else {
+                b"NF"
+            }
+        }
+    };
+    if code == b"HD" {
+        ctx.stats.delete_hits.incr();
+    } else {
+        ctx.stats.delete_misses.incr();
+    }
+    if code == b"HD" && m.flags.has(b'q') {
+        return;
+    }
+    out.extend_from_slice(code);
+    echo(out, m, &|_| None);
+}
+
+enum ArithFail {
+    Missing,
+    NotNumber,
+}
+
+fn arith(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
+    let now = ctx.now;
+    let delta = match m.flags.get(b'D').map(parse_u64_strict) {
+        Some(Some(d)) => d,
+        Some(None) => return bad(out),
+        None => 1,
+    };
+    let initial = match m.flags.get(b'J').map(parse_u64_strict) {
+        Some(Some(j)) => j,
+        Some(None) => return bad(out),
+        None => 0,
+    };
+    let decr = match m.flags.get(b'M').map(|t| t.first().copied().unwrap_or(0)) {
+        None | Some(b'I' | b'i' | b'+') => false,
+        Some(b'D' | b'd' | b'-') => true,
+        Some(_) => {
+            return out.extend_from_slice(b"CLIENT_ERROR invalid mode for ma ARITHMETIC\r\n");
+        }
+    };
+    let vivify = match m.flags.get(b'N').map(|t| ttl(ctx, t)) {
+        Some(None) => return bad(out),
+        Some(Some(e)) => Some(e),
+        None => None,
+    };
+    let touch = match m.flags.get(b'T').map(|t| ttl(ctx, t)) {
+        Some(None) => return bad(out),
+        Some(Some(e)) => Some(e),
+        None => None,
+    };
+    let res = ctx.shared.store.update(key, now, ctx.scratch, |old, buf| {
+        let new = match old {
+            None if vivify.is_some() => initial,
+            None => return Err(ArithFail::Missing),
+            Some(v) => {
+                let cur = if v.is_empty() {
+                    0
+                } else {
+                    parse_u64_strict(v).ok_or(ArithFail::NotNumber)?
+                };
+                if decr {
+                    cur.saturating_sub(delta)
+                } else {
+                    cur.wrapping_add(delta)
+                }
+            }
+        };
+        buf.extend_from_slice(itoa::Buffer::new().format(new).as_bytes());
+        Ok((new, true))
+    });
+    let (hits, misses) = if decr {
+        (&ctx.stats.decr_hits, &ctx.stats.decr_misses)
+    } else {
+        (&ctx.stats.incr_hits, &ctx.stats.incr_misses)
+    };
+    let store = &ctx.shared.store;
+    let n = match res {
+        Ok(n) => n,
+        Err(UpdateError::Op(ArithFail::Missing)) => {
+            misses.incr();
+            out.extend_from_slice(b"NF");
+            return echo(out, m, &|_| None);
+        }
+        Err(UpdateError::Op(ArithFail::NotNumber)) => {
+            return out.extend_from_slice(
+                b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+            );
+        }
+        Err(UpdateError::Store(_)) => {
+            return out.extend_from_slice(b"SERVER_ERROR object too large for cache\r\n");
+        }
+    };
+    hits.incr();
+    // A created item gets the N TTL; T updates any item's TTL.
+    if let Some(e) = touch.or(vivify.filter(|_| n == initial)) {
+        store.expire(key, at(e), now);
+    }
+    let value = m.flags.has(b'v');
+    if !value && m.flags.has(b'q') {
+        return;
+    }
+    let text = itoa::Buffer::new().format(n).as_bytes().to_vec();
+    let (cas, left) = store.peek(key, now, |e| {
+        e.map(|e| {
+            (
+                e.cas(),
+                e.expires().map(|x| (x - now + NS - 1).div_euclid(NS)),
+            )
+        })
+        .unwrap_or((0, None))
+    });
+    if value {
+        out.extend_from_slice(b"VA ");
+        out.extend_from_slice(itoa::Buffer::new().format(text.len()).as_bytes());
+    } else {
+        out.extend_from_slice(b"HD");
+    }
+    echo(out, m, &|f| match f {
+        b'c' => Some(num(cas)),
+        b't' => Some(num(left.unwrap_or(-1))),
+        _ => None,
+    });
+    if value {
+        out.extend_from_slice(&text);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+fn debug(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
+    let now = ctx.now;
+    ctx.shared.store.peek(key, now, |e| match e {
+        None => out.extend_from_slice(b"EN\r\n"),
+        Some(e) => {
+            let exp = e
+                .expires()
+                .map(|x| (x - now + NS - 1).div_euclid(NS))
+                .unwrap_or(-1);
+            out.extend_from_slice(b"ME ");
+            if m.flags.has(b'b') {
+                encode(out, e.key());
+            } else {
+                out.extend_from_slice(e.key());
+            }
+            let mut b = itoa::Buffer::new();
+            out.extend_from_slice(b" exp=");
+            out.extend_from_slice(b.format(exp).as_bytes());
+            let la = (now.div_euclid(NS) - e.last_access_secs() as i64).max(0);
+            out.extend_from_slice(b" la=");
+            out.extend_from_slice(b.format(la).as_bytes());
+            out.extend_from_slice(b" cas=");
+            out.extend_from_slice(b.format(e.cas()).as_bytes());
+            out.extend_from_slice(b" fetch=no cls=1 size=");
+            out.extend_from_slice(b.format(e.value().len()).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    });
+}
