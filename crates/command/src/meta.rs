@@ -6,10 +6,11 @@
 //! reply lines (`VA`, `HD`, `EN`, `NF`, `NS`, `EX`, `MN`, `ME`). Does not
 //! own: framing (`pogocache_protocol::memcache::meta`).
 //!
-//! Supported flags — mg: `b c f k O q s t v T N`; ms: `b c k O q T F C
-//! M(E A P R S)`; md: `b k O q C`; ma: `b c k O q t v T N J D M(I + D -)`.
+//! Supported flags — mg: `b c f k O q s t v T N` (returning `W`, `X`, `Z`
+//! for recache wins and stale items); ms: `b c k O q T F C I M(E A P R
+//! S)`; md: `b k O q C I T`; ma: `b c k O q t v T N J D M(I + D -)`.
 //! Not supported (refused with `CLIENT_ERROR invalid flag`, like any
-//! unknown flag): stale items (`I`, `X`, `Z`), `h`, `l`, `E`, `R`.
+//! unknown flag): `h`, `l`, `E`, `R`, `u`.
 
 use std::borrow::Cow;
 
@@ -23,8 +24,8 @@ const NS: i64 = 1_000_000_000;
 fn allowed(cmd: MetaCmd) -> &'static [u8] {
     match cmd {
         MetaCmd::Get => b"bcfkOqstvTN",
-        MetaCmd::Set => b"bckOqTFCM",
-        MetaCmd::Delete => b"bkOqC",
+        MetaCmd::Set => b"bckOqTFCMI",
+        MetaCmd::Delete => b"bkOqCIT",
         MetaCmd::Arith => b"bckOqtvTNJDM",
         MetaCmd::Noop => b"",
         MetaCmd::Debug => b"b",
@@ -124,22 +125,36 @@ fn get(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
         ctx.stats.cmd_touch.incr();
         store.expire(key, at(e), now);
     }
-    let mut won = false;
     let mut hit = store.get(key, now, |e| e.is_some());
     if !hit && let Some(e) = vivify {
-        // Create an empty item; the client that created it "wins" (W)
-        // and should fill it.
+        // Create an empty item; the client that created it takes its
+        // recache token (W) and should fill it; others see Z until then.
         let opts = SetOptions {
             expiry: e,
             cond: Cond::Nx,
             ..Default::default()
         };
-        won = matches!(
-            store.set(key, b"", &opts, now),
-            Ok(SetOutcome::Stored { .. })
-        );
+        let _ = store.set(key, b"", &opts, now);
         hit = store.get(key, now, |e| e.is_some());
     }
+    // Recache tokens: a stale item's first fetcher wins (W); once the
+    // token is out, everyone sees Z until a new value is written.
+    let (stale, claimed) = store
+        .peek(key, now, |e| e.map(|e| (e.is_stale(), e.win_claimed())))
+        .unwrap_or((false, false));
+    let vivified = vivify.is_some()
+        && !claimed
+        && store.peek(key, now, |e| e.is_some_and(|e| e.value().is_empty()));
+    let token: &[u8] = if (stale || vivified) && !claimed {
+        match store.claim_win(key, now) {
+            Some(true) => b" W",
+            _ => b" Z",
+        }
+    } else if claimed {
+        b" Z"
+    } else {
+        b""
+    };
     if !hit {
         ctx.stats.get_misses.incr();
         if !m.flags.has(b'q') {
@@ -166,10 +181,14 @@ fn get(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
             b't' => Some(num(left.unwrap_or(-1))),
             _ => None,
         });
-        if won {
-            // " W" goes before the line end echo wrote.
+        if !token.is_empty() || stale {
+            // The marks go before the line end echo wrote.
             out.truncate(out.len() - 2);
-            out.extend_from_slice(b" W\r\n");
+            out.extend_from_slice(token);
+            if stale {
+                out.extend_from_slice(b" X");
+            }
+            out.extend_from_slice(b"\r\n");
         }
         if value {
             out.extend_from_slice(e.value());
@@ -197,6 +216,17 @@ fn set(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
         Some(None) => return bad(out),
         None => None,
     };
+    // I with C: a CAS older than the item's still stores, as a stale
+    // item (memcached's invalidation for late writers).
+    let mut cas = cas;
+    let mut mark_stale = false;
+    if let Some(c) = cas
+        && m.flags.has(b'I')
+        && store.peek(key, now, |e| e.is_some_and(|e| e.cas() > c))
+    {
+        cas = None;
+        mark_stale = true;
+    }
     let mode = m.flags.get(b'M').map(|t| t.first().copied().unwrap_or(0));
     let res: Result<&[u8], StoreError> = match mode {
         Some(b'A' | b'a' | b'P' | b'p') => {
@@ -236,6 +266,9 @@ fn set(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
             return out.extend_from_slice(b"CLIENT_ERROR invalid mode for ms STORE\r\n");
         }
     };
+    if mark_stale && res == Ok(&b"HD"[..]) {
+        store.invalidate(key, now);
+    }
     match res {
         Ok(b"HD") if m.flags.has(b'q') => {}
         Ok(code) => {
@@ -255,15 +288,31 @@ fn set(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
 }
 
 fn delete(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
-    let store = &ctx.shared.store;
     let now = ctx.now;
+    let touch = match m.flags.get(b'T').map(|t| ttl(ctx, t)) {
+        Some(None) => return bad(out),
+        Some(Some(e)) => Some(e),
+        None => None,
+    };
+    let store = &ctx.shared.store;
+    // I: invalidate instead of deleting (the item stays, stale).
+    let remove = |key: &[u8]| {
+        if m.flags.has(b'I') {
+            if let Some(e) = touch {
+                store.expire(key, at(e), now);
+            }
+            store.invalidate(key, now)
+        } else {
+            store.delete(key, now)
+        }
+    };
     let code: &[u8] = match m.flags.get(b'C').map(parse_u64_strict) {
         Some(None) => return bad(out),
         Some(Some(c)) => match store.peek(key, now, |e| e.map(|e| e.cas())) {
             None => b"NF",
             Some(cur) if cur != c => b"EX",
             Some(_) => {
-                if store.delete(key, now) {
+                if remove(key) {
                     b"HD"
                 } else {
                     b"NF"
@@ -271,7 +320,7 @@ fn delete(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
             }
         },
         None => {
-            if store.delete(key, now) {
+            if remove(key) {
                 b"HD"
             } else {
                 b"NF"

@@ -72,7 +72,20 @@ fn meta_commands_byte_for_byte() {
     exchange(&mut s, b"ms gone 1 C5\r\n1\r\n", b"NF\r\n");
     // Vivify on miss: the first fetcher wins (W) and gets an empty value.
     exchange(&mut s, b"mg viv N30 v t\r\n", b"VA 0 t30 W\r\n\r\n");
-    exchange(&mut s, b"mg viv v\r\n", b"VA 0\r\n\r\n");
+    exchange(&mut s, b"mg viv N30 v\r\n", b"VA 0 Z\r\n\r\n");
+    exchange(&mut s, b"ms viv 1\r\nv\r\n", b"HD\r\n");
+    exchange(&mut s, b"mg viv v\r\n", b"VA 1\r\nv\r\n");
+    // Invalidation: md I keeps the item, stale (X); the first fetcher
+    // wins the recache (W), the next ones see Z; a new value clears it.
+    exchange(&mut s, b"ms st 1\r\nA\r\n", b"HD\r\n");
+    exchange(&mut s, b"md st I T30\r\n", b"HD\r\n");
+    exchange(&mut s, b"mg st v t\r\n", b"VA 1 t30 W X\r\nA\r\n");
+    exchange(&mut s, b"mg st v\r\n", b"VA 1 Z X\r\nA\r\n");
+    exchange(&mut s, b"ms st 1\r\nB\r\n", b"HD\r\n");
+    exchange(&mut s, b"mg st v\r\n", b"VA 1\r\nB\r\n");
+    // ms I with an older CAS still stores, but stale.
+    exchange(&mut s, b"ms st 1 I C1\r\nC\r\n", b"HD\r\n");
+    exchange(&mut s, b"mg st v\r\n", b"VA 1 W X\r\nC\r\n");
     // Base64 keys: `Zm9vYg==` is "foob".
     exchange(&mut s, b"ms Zm9vYg== 1 b\r\nX\r\n", b"HD\r\n");
     exchange(&mut s, b"mg foob v\r\n", b"VA 1\r\nX\r\n");

@@ -11,7 +11,8 @@
 //! 0..4    access  u32   last access, whole seconds on the store clock
 //! 4..8    vlen    u32   value length
 //! 8..10   klen    u16   key length (0xFFFF: see the long-key field)
-//! 10      bits    u8    which optional fields follow
+//! 10      bits    u8    which optional fields follow, and the meta
+//!                       protocol's stale / win-claimed marks
 //! then, when present and in this order:
 //!         expires i64   absolute expiry, ns on the store clock (0 = never)
 //!         cas     u64   compare-and-swap token (only with CAS enabled)
@@ -43,6 +44,10 @@ const EXPIRES: u8 = 1;
 const CAS: u8 = 2;
 const FLAGS: u8 = 4;
 const LONG_KEY: u8 = 8;
+/// Marked stale (memcache meta `md ... I`): served, flagged `X`.
+pub(crate) const STALE: u8 = 16;
+/// The one "win" (recache) token for this item has been handed out.
+pub(crate) const WON: u8 = 32;
 
 /// Header fields chosen by the caller when building an entry.
 #[derive(Clone, Copy, Debug, Default)]
@@ -221,6 +226,12 @@ impl<'a> EntryPtr<'a> {
         self.read::<1>(10)[0]
     }
 
+    /// The meta-protocol marks ([`STALE`], [`WON`]).
+    #[inline]
+    pub fn marks(self) -> u8 {
+        self.bits() & (STALE | WON)
+    }
+
     #[inline]
     pub fn access(self) -> u32 {
         u32::from_le_bytes(self.read(0))
@@ -343,6 +354,12 @@ impl EntryMut {
     /// Sets expiry and CAS in place. Returns false (changing nothing) when
     /// the entry has no expiry field and `expires` is not 0: the caller
     /// rebuilds the entry with one.
+    /// Sets and clears meta-protocol marks (layout bits are untouched).
+    pub fn mark(&mut self, set: u8, clear: u8) {
+        let b = (self.view().bits() | (set & (STALE | WON))) & !(clear & (STALE | WON));
+        self.write(10, &[b]);
+    }
+
     pub fn set_expiry(&mut self, expires: i64, cas: u64) -> bool {
         let has = self.view().bits() & EXPIRES != 0;
         if !has && expires != 0 {

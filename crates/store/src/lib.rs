@@ -183,6 +183,14 @@ impl<'a> EntryRef<'a> {
     pub fn cas(&self) -> u64 {
         self.0.cas()
     }
+    /// Marked stale by the memcache meta protocol (`md ... I`).
+    pub fn is_stale(&self) -> bool {
+        self.0.marks() & entry::STALE != 0
+    }
+    /// The item's one recache ("win") token has been handed out.
+    pub fn win_claimed(&self) -> bool {
+        self.0.marks() & entry::WON != 0
+    }
     /// Last access (or write), whole seconds on the store clock.
     pub fn last_access_secs(&self) -> u32 {
         self.0.access()
@@ -661,6 +669,45 @@ impl Store {
         drop(replaced);
         drop(removed);
         alive
+    }
+
+    /// Memcache meta invalidation: marks a live key stale (it is still
+    /// served, flagged as stale) and re-arms its recache token; gives it a
+    /// new CAS. Returns whether the key was alive.
+    pub fn invalidate(&self, key: &[u8], now: i64) -> bool {
+        let (hash, mut guard) = self.lock(key);
+        let shard = &mut *guard;
+        shard.cas += 1;
+        let cas = if self.cas { shard.cas } else { 0 };
+        let Some(i) = shard.table.find(hash, |e| e.key() == key) else {
+            return false;
+        };
+        let e = shard.table.at(i);
+        if !e.is_alive(now) {
+            return false;
+        }
+        let expires = e.expires();
+        let mut m = shard.table.entry_mut(i);
+        m.mark(entry::STALE, entry::WON);
+        m.set_expiry(expires, cas);
+        true
+    }
+
+    /// Hands out a live key's one recache token: `Some(true)` to the first
+    /// caller (which should refill the item), `Some(false)` after that,
+    /// `None` when the key is missing. Writing a new value re-arms it.
+    pub fn claim_win(&self, key: &[u8], now: i64) -> Option<bool> {
+        let (hash, mut shard) = self.lock(key);
+        let i = shard.table.find(hash, |e| e.key() == key)?;
+        let e = shard.table.at(i);
+        if !e.is_alive(now) {
+            return None;
+        }
+        if e.marks() & entry::WON != 0 {
+            return Some(false);
+        }
+        shard.table.entry_mut(i).mark(entry::WON, 0);
+        Some(true)
     }
 
     /// Refreshes the last-access time of a live key. Returns whether it
