@@ -129,8 +129,8 @@ impl Ticker {
 /// whatever arrives in that second (and churn then fragments memory: the
 /// soak workload in scripts/soak.sh ends at 1.8x the limit there). Here
 /// the RSS cost of one stored byte is learned while filling up to the
-/// limit, and the store gets an entry-byte budget that puts RSS at the
-/// limit: every insert checks it, so memory stops growing at once. After
+/// limit, and the store gets an entry-byte budget that puts RSS at 90% of
+/// the limit: every insert checks it, so memory stops growing at once. After
 /// that, while RSS is over the limit the budget shrinks in proportion
 /// (down to half, so memory the allocator keeps cannot spiral it to
 /// nothing), and it recovers once RSS is back under 95%. The low-memory
@@ -151,9 +151,18 @@ struct MemoryGuard {
 
 impl MemoryGuard {
     fn new(limit: Option<u64>, store: &pogocache_store::Store) -> MemoryGuard {
+        let base = (sys::rss() as u64).saturating_sub(store.bytes() as u64);
+        // Until a ratio is learned, assume a conservative 1.5 RSS bytes
+        // per entry byte, so the limit holds from the first insert even if
+        // this thread is slow to get its first sample.
+        if let Some(limit) = limit
+            && limit > base
+        {
+            store.set_max_bytes(Some((((limit - base) as f64 / 1.5) as usize).max(1 << 20)));
+        }
         MemoryGuard {
             limit,
-            base: (sys::rss() as u64).saturating_sub(store.bytes() as u64),
+            base,
             ratio: 0.0,
             scale: 1.0,
             reached: false,
@@ -181,7 +190,10 @@ impl MemoryGuard {
             self.scale = (self.scale * 1.01).min(1.0);
         }
         if self.ratio > 0.0 && limit > base {
-            let budget = ((limit - base) as f64 / self.ratio * self.scale) as usize;
+            // Aim at 90%: churn fragments memory after the ratio is
+            // learned, and the headroom absorbs that before `scale` has
+            // to react.
+            let budget = ((limit - base) as f64 * 0.9 / self.ratio * self.scale) as usize;
             store.set_max_bytes(Some(budget.max(1 << 20)));
         }
     }

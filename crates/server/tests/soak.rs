@@ -136,6 +136,7 @@ fn mixed_churn_at_maxmemory_stays_bounded_and_counts_add_up() {
         total.hits += t.hits;
     }
     let peak = peak.load(Relaxed) as u64;
+    eprintln!("peak RSS {} MiB, limit {} MiB", peak >> 20, LIMIT >> 20);
     assert!(
         !rss_bounds_apply() || peak <= LIMIT + LIMIT / 10,
         "RSS peaked at {} MiB with a {} MiB limit",
