@@ -38,6 +38,7 @@ RUN set -eu; \
     for c in pogocache loadgen; do mkdir -p crates/$c/src && echo 'fn main() {}' > crates/$c/src/main.rs; done; \
     mkdir -p crates/store/benches crates/protocol/benches; \
     echo 'fn main() {}' > crates/store/benches/store.rs; echo 'fn main() {}' > crates/protocol/benches/resp.rs; \
+    echo 'fn main() {}' > crates/protocol/benches/parsers.rs; \
     case "${TARGETARCH:-amd64}" in arm64) echo aarch64-unknown-linux-gnu ;; *) echo x86_64-unknown-linux-gnu ;; esac > /build/target-triple
 RUN --mount=type=cache,id=pogocache-cargo-registry,target=/usr/local/cargo/registry \
     --mount=type=cache,id=pogocache-target,target=/build/target \

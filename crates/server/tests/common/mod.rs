@@ -88,6 +88,25 @@ pub fn rss_bounds_apply() -> bool {
     std::env::var_os("POGOCACHE_SANITIZER").is_none()
 }
 
+/// Whether an external client tool the tests drive is installed (the
+/// command exits 0). `.ci/run` installs them all, so under CI (the `CI`
+/// environment variable) a missing one is a failure; elsewhere (a
+/// developer machine, the compose test container) the test is skipped.
+pub fn tool(cmd: &str, args: &[&str]) -> bool {
+    let ok = std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok || std::env::var_os("CI").is_none(),
+        "{cmd} {args:?} failed in CI"
+    );
+    if !ok {
+        eprintln!("{cmd} not available; skipping (.ci/run installs it)");
+    }
+    ok
+}
+
 /// Encodes a RESP multibulk request.
 pub fn cmd(args: &[&[u8]]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", args.len()).into_bytes();
