@@ -164,7 +164,13 @@ fn get(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
     }
     ctx.stats.get_hits.incr();
     store.get(key, now, |e| {
-        let Some(e) = e else { return };
+        let Some(e) = e else {
+            // Deleted by another client since the lookup above: a miss.
+            if !m.flags.has(b'q') {
+                out.extend_from_slice(b"EN\r\n");
+            }
+            return;
+        };
         let value = m.flags.has(b'v');
         if value {
             out.extend_from_slice(b"VA ");
@@ -373,9 +379,13 @@ fn arith(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
         Some(Some(e)) => Some(e),
         None => None,
     };
+    let mut created = false;
     let res = ctx.shared.store.update(key, now, ctx.scratch, |old, buf| {
         let new = match old {
-            None if vivify.is_some() => initial,
+            None if vivify.is_some() => {
+                created = true;
+                initial
+            }
             None => return Err(ArithFail::Missing),
             Some(v) => {
                 let cur = if v.is_empty() {
@@ -417,7 +427,7 @@ fn arith(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
     };
     hits.incr();
     // A created item gets the N TTL; T updates any item's TTL.
-    if let Some(e) = touch.or(vivify.filter(|_| n == initial)) {
+    if let Some(e) = touch.or(vivify.filter(|_| created)) {
         store.expire(key, at(e), now);
     }
     let value = m.flags.has(b'v');

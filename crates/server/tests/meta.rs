@@ -105,6 +105,11 @@ fn meta_commands_byte_for_byte() {
     exchange(&mut s, b"ma cnt v\r\n", b"VA 2\r\n11\r\n");
     exchange(&mut s, b"ma cnt MD D5 v\r\n", b"VA 1\r\n6\r\n");
     exchange(&mut s, b"ma cnt MD D100\r\n", b"HD\r\n");
+    // N only applies its TTL to an item it creates, even when an existing
+    // item's new value happens to equal the initial value.
+    exchange(&mut s, b"ms nine 1\r\n9\r\n", b"HD\r\n");
+    exchange(&mut s, b"ma nine N100 J10 t v\r\n", b"VA 2 t-1\r\n10\r\n");
+    exchange(&mut s, b"ma ten N100 J10 t v\r\n", b"VA 2 t100\r\n10\r\n");
     exchange(&mut s, b"mg cnt v\r\n", b"VA 1\r\n0\r\n");
     exchange(&mut s, b"ms txt 1\r\nx\r\n", b"HD\r\n");
     exchange(
