@@ -100,6 +100,33 @@ def loadgen(args, port, proto, extra, cpus):
     return json.loads(out) if "--json" in extra else None
 
 
+def portable(d):
+    """A copy of a settings or server record without this machine's paths:
+    executables by name, files under the repository relative to it."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, str) and k in ("loadgen", "out"):
+            v = os.path.relpath(v, ROOT) if os.path.isabs(v) else v
+        elif k == "server":
+            v = [portable_cmd(x, spec=True) for x in v]
+        elif k == "cmd":
+            v = portable_cmd(v)
+        out[k] = v
+    return out
+
+
+def portable_cmd(cmd, spec=False):
+    """`/some/dir/server -p {port}` → `server -p {port}` (with `spec`, the
+    command part of a NAME:PROTOS:COMMAND spec)."""
+    head = ""
+    if spec:
+        name, protos, cmd = cmd.split(":", 2)
+        head = f"{name}:{protos}:"
+    parts = cmd.split(" ", 1)
+    parts[0] = os.path.basename(parts[0])
+    return head + " ".join(parts)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -242,7 +269,7 @@ def main():
 
     result = {
         "machine": {"cpus": ncpu, "kernel": os.uname().release},
-        "settings": vars(args), "servers": servers,
+        "settings": portable(vars(args)), "servers": [portable(s) for s in servers],
         "runs": runs, "summary": summary, "rss": rss,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -18,17 +18,18 @@ limit=${2:-256mb}
 cargo build --release -q -p pogocache -p pogocache-loadgen
 bin=target/release
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$bin/pogocache" -p "$port" --maxmemory "$limit" --threads 2 >/tmp/pogocache-soak.$$.log 2>&1 &
+tmp=$(mktemp -d)
+"$bin/pogocache" -p "$port" --maxmemory "$limit" --threads 2 >"$tmp/server.log" 2>&1 &
 server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
+trap 'kill $server 2>/dev/null || true; rm -rf "$tmp"' EXIT
 for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 limit_bytes=$(python3 -c "import re,sys; m=re.fullmatch(r'(\d+)([kmg]?)b?', sys.argv[1].lower()); print(int(m[1]) * {'':1,'k':1<<10,'m':1<<20,'g':1<<30}[m[2]])" "$limit")
 stat() { printf 'stats\r\nquit\r\n' | timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port; cat >&3; cat <&3" | awk -v k="$1" '$2==k {print $3}' | tr -d '\r'; }
 before=$(( $(stat cmd_get) + $(stat cmd_set) ))
 common=(--port "$port" --ratio 1:1 --keys 4000000 --value 200-2000 --duration "$secs" --json --quiet --conns 20)
-"$bin/loadgen" "${common[@]}" --pipeline 8 >/tmp/pogocache-soak.$$.a &
+"$bin/loadgen" "${common[@]}" --pipeline 8 >"$tmp/a.json" &
 a=$!
-"$bin/loadgen" "${common[@]}" --pipeline 4 --ttl 2000 --zipf 0.9 --proto memcache >/tmp/pogocache-soak.$$.b &
+"$bin/loadgen" "${common[@]}" --pipeline 4 --ttl 2000 --zipf 0.9 --proto memcache >"$tmp/b.json" &
 b=$!
 peak=0
 while kill -0 $a 2>/dev/null || kill -0 $b 2>/dev/null; do
@@ -39,7 +40,7 @@ done
 wait $a
 wait $b
 after=$(( $(stat cmd_get) + $(stat cmd_set) ))
-python3 - "$peak" "$limit_bytes" "$((after - before))" /tmp/pogocache-soak.$$.a /tmp/pogocache-soak.$$.b <<'PY'
+python3 - "$peak" "$limit_bytes" "$((after - before))" "$tmp/a.json" "$tmp/b.json" <<'PY'
 import json, sys
 peak, limit, counted = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 runs = [json.load(open(p)) for p in sys.argv[4:]]

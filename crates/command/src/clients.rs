@@ -124,14 +124,6 @@ impl Registry {
         self.lock().remove(&id);
     }
 
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Snapshot of all records, by id.
     pub fn list(&self) -> Vec<Arc<ClientInfo>> {
         let mut v: Vec<_> = self.lock().values().cloned().collect();
@@ -170,5 +162,50 @@ impl Registry {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<ClientInfo>>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_line_fields() {
+        let c = ClientInfo::new(7, "127.0.0.1:5".into(), "127.0.0.1:9401".into(), 0, 0);
+        c.last.store(4_000_000_000, Relaxed);
+        c.tags.lock().unwrap().name = b"app".to_vec();
+        c.resp.store(3, Relaxed);
+        let mut line = Vec::new();
+        c.line(10_500_000_000, &mut line);
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            "id=7 addr=127.0.0.1:5 laddr=127.0.0.1:9401 name=app age=10 idle=6 flags=N db=0 \
+             sub=0 psub=0 ssub=0 multi=-1 user=default resp=3 lib-name= lib-ver=\n"
+        );
+    }
+
+    #[test]
+    fn kill_marks_and_reports_pending_workers() {
+        let r = Registry::new(2);
+        for (id, w) in [(1, 0), (2, 1), (3, 1)] {
+            r.register(Arc::new(ClientInfo::new(
+                id,
+                format!("a{id}"),
+                String::new(),
+                w,
+                0,
+            )));
+        }
+        assert_eq!(r.kill(|c| c.id >= 2), 2);
+        assert_eq!(r.kill(|c| c.id >= 2), 0, "already killed");
+        assert!(!r.take_kills(0));
+        assert!(r.take_kills(1));
+        assert!(!r.take_kills(1));
+        r.remove(2);
+        assert_eq!(
+            r.list().iter().map(|c| c.id).collect::<Vec<_>>(),
+            vec![1, 3]
+        );
+        assert_eq!(r.next_id(), 1);
     }
 }

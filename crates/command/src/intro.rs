@@ -602,7 +602,7 @@ fn section(ctx: &Ctx<'_>, name: &str, t: &mut String) {
         "stats" => {
             let tot = sh.totals();
             kv("total_connections_received", &sh.conns.total.load(Relaxed));
-            kv("total_commands_processed", &tot.commands);
+            kv("total_commands_processed", &sh.commands_processed());
             kv("rejected_connections", &sh.conns.rejected.load(Relaxed));
             kv("expired_keys", &sh.store.expirations());
             kv("evicted_keys", &sh.store.evictions());

@@ -156,6 +156,16 @@ impl Shared {
         );
     }
 
+    /// Requests that reached the command table, on every worker (INFO's
+    /// `total_commands_processed`).
+    pub fn commands_processed(&self) -> u64 {
+        self.workers
+            .iter()
+            .flat_map(|w| w.detail.ok.iter().chain(w.detail.err.iter()))
+            .map(|c| c.get())
+            .sum()
+    }
+
     /// Sum of every worker's counters.
     pub fn totals(&self) -> Totals {
         let mut t = Totals::sum(self.workers.iter().map(|w| &**w));
@@ -430,7 +440,6 @@ pub fn execute<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) -> A
 
 fn run<R: Reply>(ctx: &mut Ctx<'_>, cmd: Option<Cmd>, args: ArgView<'_>, out: &mut R) -> Action {
     let name = args.get(0);
-    ctx.stats.commands.incr();
     if !ctx.session.authed {
         // HELLO may carry AUTH; it enforces the password itself.
         if !matches!(cmd, Some(Cmd::Auth | Cmd::Hello)) {

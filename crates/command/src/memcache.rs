@@ -291,6 +291,35 @@ enum IncrFail {
 
 /// `incr`/`decr`: unsigned 64-bit; incr wraps at 2^64 (as memcached);
 /// decr stops at 0 (memcached) or wraps (Pogocache, `--mclegacy yes`).
+/// One memcache counter step (`incr`/`decr`, meta `ma`): an empty value
+/// counts as 0, anything else must be an unsigned decimal (`None`
+/// otherwise). `incr` wraps at 2^64; `decr` stops at 0 (memcached), or
+/// wraps too with `legacy` (Pogocache).
+pub(crate) fn counter_step(old: &[u8], delta: u64, decr: bool, legacy: bool) -> Option<u64> {
+    let cur = if old.is_empty() {
+        0
+    } else {
+        parse_u64_strict(old)?
+    };
+    Some(match (decr, legacy) {
+        (false, _) => cur.wrapping_add(delta),
+        (true, true) => cur.wrapping_sub(delta),
+        (true, false) => cur.saturating_sub(delta),
+    })
+}
+
+/// The hit and miss counters of `incr` or `decr`.
+pub(crate) fn counter_stats<'a>(
+    ctx: &'a Ctx<'_>,
+    decr: bool,
+) -> (&'a crate::stats::Counter, &'a crate::stats::Counter) {
+    if decr {
+        (&ctx.stats.decr_hits, &ctx.stats.decr_misses)
+    } else {
+        (&ctx.stats.incr_hits, &ctx.stats.incr_misses)
+    }
+}
+
 fn incr(ctx: &mut Ctx<'_>, key: &[u8], delta: u64, decr: bool, noreply: bool, out: &mut Vec<u8>) {
     let legacy = ctx.shared.settings.mc_legacy;
     let res = ctx
@@ -298,24 +327,11 @@ fn incr(ctx: &mut Ctx<'_>, key: &[u8], delta: u64, decr: bool, noreply: bool, ou
         .store
         .update(key, ctx.now, ctx.scratch, |old, buf| {
             let old = old.ok_or(IncrFail::Missing)?;
-            let cur = if old.is_empty() {
-                0
-            } else {
-                parse_u64_strict(old).ok_or(IncrFail::NotNumber)?
-            };
-            let new = match (decr, legacy) {
-                (false, _) => cur.wrapping_add(delta),
-                (true, true) => cur.wrapping_sub(delta),
-                (true, false) => cur.saturating_sub(delta),
-            };
+            let new = counter_step(old, delta, decr, legacy).ok_or(IncrFail::NotNumber)?;
             buf.extend_from_slice(itoa::Buffer::new().format(new).as_bytes());
             Ok((new, true))
         });
-    let (hits, misses) = if decr {
-        (&ctx.stats.decr_hits, &ctx.stats.decr_misses)
-    } else {
-        (&ctx.stats.incr_hits, &ctx.stats.incr_misses)
-    };
+    let (hits, misses) = counter_stats(ctx, decr);
     let mut num = itoa::Buffer::new();
     let text: &[u8] = match res {
         Ok(n) => {

@@ -107,19 +107,21 @@ fn bad(out: &mut Vec<u8>) {
     out.extend_from_slice(b"CLIENT_ERROR bad token in command line format\r\n");
 }
 
+/// The token of flag `f` parsed by `parse`: `Ok(None)` when the flag is
+/// absent, `Err(())` when its token does not parse.
+fn token<T>(m: &Meta<'_>, f: u8, parse: impl FnOnce(&[u8]) -> Option<T>) -> Result<Option<T>, ()> {
+    m.flags.get(f).map(|t| parse(t).ok_or(())).transpose()
+}
+
 fn get(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
     let store = &ctx.shared.store;
     let now = ctx.now;
     ctx.stats.cmd_get.incr();
-    let touch = match m.flags.get(b'T').map(|t| ttl(ctx, t)) {
-        Some(None) => return bad(out),
-        Some(Some(e)) => Some(e),
-        None => None,
+    let Ok(touch) = token(m, b'T', |t| ttl(ctx, t)) else {
+        return bad(out);
     };
-    let vivify = match m.flags.get(b'N').map(|t| ttl(ctx, t)) {
-        Some(None) => return bad(out),
-        Some(Some(e)) => Some(e),
-        None => None,
+    let Ok(vivify) = token(m, b'N', |t| ttl(ctx, t)) else {
+        return bad(out);
     };
     if let Some(e) = touch {
         ctx.stats.cmd_touch.incr();
@@ -207,21 +209,16 @@ fn set(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
     ctx.stats.cmd_set.incr();
     let store = &ctx.shared.store;
     let now = ctx.now;
-    let expiry = match m.flags.get(b'T').map(|t| ttl(ctx, t)) {
-        Some(None) => return bad(out),
-        Some(Some(e)) => e,
-        None => Expiry::Never,
+    let (Ok(expiry), Ok(flags), Ok(cas)) = (
+        token(m, b'T', |t| ttl(ctx, t)),
+        token(m, b'F', |t| {
+            parse_u64_strict(t).and_then(|f| u32::try_from(f).ok())
+        }),
+        token(m, b'C', parse_u64_strict),
+    ) else {
+        return bad(out);
     };
-    let flags = match m.flags.get(b'F').map(parse_u64_strict) {
-        Some(Some(f)) if f <= u32::MAX as u64 => f as u32,
-        Some(_) => return bad(out),
-        None => 0,
-    };
-    let cas = match m.flags.get(b'C').map(parse_u64_strict) {
-        Some(Some(c)) => Some(c),
-        Some(None) => return bad(out),
-        None => None,
-    };
+    let (expiry, flags) = (expiry.unwrap_or(Expiry::Never), flags.unwrap_or(0));
     // I with C: a CAS older than the item's still stores, as a stale
     // item (memcached's invalidation for late writers).
     let mut cas = cas;
@@ -295,10 +292,8 @@ fn set(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
 
 fn delete(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
     let now = ctx.now;
-    let touch = match m.flags.get(b'T').map(|t| ttl(ctx, t)) {
-        Some(None) => return bad(out),
-        Some(Some(e)) => Some(e),
-        None => None,
+    let Ok(touch) = token(m, b'T', |t| ttl(ctx, t)) else {
+        return bad(out);
     };
     let store = &ctx.shared.store;
     // I: invalidate instead of deleting (the item stays, stale).
@@ -312,9 +307,11 @@ fn delete(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
             store.delete(key, now)
         }
     };
-    let code: &[u8] = match m.flags.get(b'C').map(parse_u64_strict) {
-        Some(None) => return bad(out),
-        Some(Some(c)) => match store.peek(key, now, |e| e.map(|e| e.cas())) {
+    let Ok(cas) = token(m, b'C', parse_u64_strict) else {
+        return bad(out);
+    };
+    let code: &[u8] = match cas {
+        Some(c) => match store.peek(key, now, |e| e.map(|e| e.cas())) {
             None => b"NF",
             Some(cur) if cur != c => b"EX",
             Some(_) => {
@@ -352,16 +349,13 @@ enum ArithFail {
 
 fn arith(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
     let now = ctx.now;
-    let delta = match m.flags.get(b'D').map(parse_u64_strict) {
-        Some(Some(d)) => d,
-        Some(None) => return bad(out),
-        None => 1,
+    let (Ok(delta), Ok(initial)) = (
+        token(m, b'D', parse_u64_strict),
+        token(m, b'J', parse_u64_strict),
+    ) else {
+        return bad(out);
     };
-    let initial = match m.flags.get(b'J').map(parse_u64_strict) {
-        Some(Some(j)) => j,
-        Some(None) => return bad(out),
-        None => 0,
-    };
+    let (delta, initial) = (delta.unwrap_or(1), initial.unwrap_or(0));
     let decr = match m.flags.get(b'M').map(|t| t.first().copied().unwrap_or(0)) {
         None | Some(b'I' | b'i' | b'+') => false,
         Some(b'D' | b'd' | b'-') => true,
@@ -369,15 +363,11 @@ fn arith(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
             return out.extend_from_slice(b"CLIENT_ERROR invalid mode for ma ARITHMETIC\r\n");
         }
     };
-    let vivify = match m.flags.get(b'N').map(|t| ttl(ctx, t)) {
-        Some(None) => return bad(out),
-        Some(Some(e)) => Some(e),
-        None => None,
+    let Ok(vivify) = token(m, b'N', |t| ttl(ctx, t)) else {
+        return bad(out);
     };
-    let touch = match m.flags.get(b'T').map(|t| ttl(ctx, t)) {
-        Some(None) => return bad(out),
-        Some(Some(e)) => Some(e),
-        None => None,
+    let Ok(touch) = token(m, b'T', |t| ttl(ctx, t)) else {
+        return bad(out);
     };
     let mut created = false;
     let res = ctx.shared.store.update(key, now, ctx.scratch, |old, buf| {
@@ -388,26 +378,13 @@ fn arith(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
             }
             None => return Err(ArithFail::Missing),
             Some(v) => {
-                let cur = if v.is_empty() {
-                    0
-                } else {
-                    parse_u64_strict(v).ok_or(ArithFail::NotNumber)?
-                };
-                if decr {
-                    cur.saturating_sub(delta)
-                } else {
-                    cur.wrapping_add(delta)
-                }
+                crate::memcache::counter_step(v, delta, decr, false).ok_or(ArithFail::NotNumber)?
             }
         };
         buf.extend_from_slice(itoa::Buffer::new().format(new).as_bytes());
         Ok((new, true))
     });
-    let (hits, misses) = if decr {
-        (&ctx.stats.decr_hits, &ctx.stats.decr_misses)
-    } else {
-        (&ctx.stats.incr_hits, &ctx.stats.incr_misses)
-    };
+    let (hits, misses) = crate::memcache::counter_stats(ctx, decr);
     let store = &ctx.shared.store;
     let n = match res {
         Ok(n) => n,

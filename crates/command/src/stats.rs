@@ -57,9 +57,6 @@ macro_rules! stats {
 }
 
 stats!(
-    // Every request that reached the command table (INFO's
-    // total_commands_processed; not part of Pogocache's STATS).
-    commands,
     cmd_get,
     cmd_set,
     cmd_flush,

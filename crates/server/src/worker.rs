@@ -506,24 +506,20 @@ impl Worker {
                         // misses of a pipeline overlap instead of queueing.
                         // A lone request (no pipelining) skips this.
                         if n < data.len() && ahead <= c.start + n {
-                            let mut pos = n;
-                            for _ in 0..LOOKAHEAD {
-                                let rest = &data[pos..];
-                                let Parsed::Complete(m) =
-                                    resp::parse(rest, &self.limits, &mut self.look)
-                                else {
-                                    break;
-                                };
-                                let a = self.look.view(rest);
-                                if a.len() >= 2 {
-                                    self.shared.store.prefetch(a.get(1));
-                                }
-                                pos += m;
-                                if pos == data.len() {
-                                    break;
-                                }
-                            }
-                            ahead = c.start + pos;
+                            let (store, limits, look) =
+                                (&self.shared.store, &self.limits, &mut self.look);
+                            ahead = c.start
+                                + look_ahead(data, n, |rest| {
+                                    let Parsed::Complete(m) = resp::parse(rest, limits, look)
+                                    else {
+                                        return None;
+                                    };
+                                    let a = look.view(rest);
+                                    if a.len() >= 2 {
+                                        store.prefetch(a.get(1));
+                                    }
+                                    Some(m)
+                                });
                         }
                         let args = c.args.view(data);
                         if !args.is_empty() {
@@ -585,21 +581,17 @@ impl Worker {
                         // Prefetch the keys of pipelined requests behind
                         // this one (as for RESP above).
                         if n < data.len() && ahead <= c.start + n {
-                            let mut pos = n;
-                            for _ in 0..LOOKAHEAD {
-                                let memcache::Parsed::Done(m, r) = memcache::parse(&data[pos..])
-                                else {
-                                    break;
-                                };
-                                if let Some(k) = r.first_key() {
-                                    self.shared.store.prefetch(k);
-                                }
-                                pos += m;
-                                if pos == data.len() {
-                                    break;
-                                }
-                            }
-                            ahead = c.start + pos;
+                            let store = &self.shared.store;
+                            ahead = c.start
+                                + look_ahead(data, n, |rest| {
+                                    let memcache::Parsed::Done(m, r) = memcache::parse(rest) else {
+                                        return None;
+                                    };
+                                    if let Some(k) = r.first_key() {
+                                        store.prefetch(k);
+                                    }
+                                    Some(m)
+                                });
                         }
                         let mut ctx = ctx!();
                         if pogocache_command::memcache::execute(&mut ctx, &req, &mut c.out)
@@ -668,6 +660,12 @@ impl Worker {
                 }
             }
         }
+        if budget < BUDGET
+            && let Some(info) = &c.session.client
+        {
+            // CLIENT LIST's idle time: one store per turn that ran requests.
+            info.last.store(now, Relaxed);
+        }
         if c.start == c.end {
             c.start = 0;
             c.end = 0;
@@ -732,6 +730,22 @@ impl Worker {
             Outcome::Idle
         }
     }
+}
+
+/// Runs `step` (parse one request at the front of its input, prefetch its
+/// key, return its length) over up to [`LOOKAHEAD`] requests of `data`
+/// after offset `pos`. Returns the offset reached.
+fn look_ahead(data: &[u8], mut pos: usize, mut step: impl FnMut(&[u8]) -> Option<usize>) -> usize {
+    for _ in 0..LOOKAHEAD {
+        let Some(m) = step(&data[pos..]) else {
+            break;
+        };
+        pos += m;
+        if pos == data.len() {
+            break;
+        }
+    }
+    pos
 }
 
 /// Frees space at the end of the input buffer: moves unprocessed bytes to

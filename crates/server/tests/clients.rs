@@ -206,7 +206,8 @@ fn info_has_redis_sections_and_counts() {
     assert_eq!(field("keyspace_misses"), "1");
     assert_eq!(field("db0"), "keys=2,expires=1,avg_ttl=0");
     assert_eq!(field("connected_clients"), "1");
-    assert_eq!(field("total_commands_processed"), "5");
+    // As in Redis, the running INFO is not counted yet.
+    assert_eq!(field("total_commands_processed"), "4");
     assert!(
         text.split("\r\n\r\n").all(|sec| sec.starts_with("# ")),
         "{text}"

@@ -69,6 +69,10 @@ fn mixed_churn_at_maxmemory_stays_bounded_and_counts_add_up() {
     let (srv, addr) = start(Config {
         maxmemory: Some(LIMIT),
         threads: 2,
+        // The entry-count identity below is exact only on a quiet store: a
+        // background sweep between reading the count and the counters would
+        // skew it. Expired keys are still removed (lazily, and on eviction).
+        autosweep: false,
         ..config()
     });
     let peak = Arc::new(AtomicUsize::new(rss()));
@@ -146,7 +150,7 @@ fn mixed_churn_at_maxmemory_stays_bounded_and_counts_add_up() {
     // The workload wrote ~4x the limit: eviction must have happened.
     let store = &srv.shared().store;
     assert!(store.evictions() > 0, "no evictions");
-    assert!(store.expirations() + (store.len() as u64) > 0);
+    assert!(store.expirations() > 0, "no expired keys removed");
 
     // STATS (memcache protocol) against what the clients did.
     let mut m = connect(addr);
