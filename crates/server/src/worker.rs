@@ -97,10 +97,20 @@ struct Conn {
     tls_after_flush: bool,
 }
 
+/// What a visit decided once it has been written out.
 enum Outcome {
     Idle,
     Again,
     Close,
+}
+
+/// What the read-and-execute half of a visit left for the write half.
+enum Ran {
+    /// The slot is empty (closed earlier in this turn).
+    Gone,
+    Close,
+    /// Replies are buffered; `true` if the input alone needs another turn.
+    Again(bool),
 }
 
 pub struct Worker {
@@ -121,6 +131,8 @@ pub struct Worker {
     probe: Box<[u8]>,
     queuesize: usize,
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// Connections executed this turn and still to be written.
+    ran: Vec<(usize, bool)>,
 }
 
 impl Worker {
@@ -152,6 +164,7 @@ impl Worker {
             probe: vec![0; READ_CHUNK].into_boxed_slice(),
             queuesize: config.queuesize,
             tls,
+            ran: Vec::new(),
         })
     }
 
@@ -199,19 +212,27 @@ impl Worker {
                 let Some(idx) = self.pending.pop_front() else {
                     break;
                 };
-                let outcome = match self.conns.get_mut(idx).and_then(|c| c.as_mut()) {
-                    Some(c) => {
-                        c.scheduled = false;
-                        self.drive(idx, now)
-                    }
+                match self.conns.get_mut(idx).and_then(|c| c.as_mut()) {
+                    Some(c) => c.scheduled = false,
                     None => continue,
-                };
-                match outcome {
+                }
+                match self.drive(idx, now) {
+                    Ran::Gone => {}
+                    Ran::Close => self.close(idx),
+                    Ran::Again(again) => self.ran.push((idx, again)),
+                }
+            }
+            // Then all the writes, back to back: a client woken by one
+            // reply does not preempt the execution of the next request.
+            for i in 0..self.ran.len() {
+                let (idx, again) = self.ran[i];
+                match self.flush(idx, again) {
                     Outcome::Idle => {}
                     Outcome::Again => self.schedule(idx),
                     Outcome::Close => self.close(idx),
                 }
             }
+            self.ran.clear();
         }
     }
 
@@ -331,11 +352,14 @@ impl Worker {
         }
     }
 
-    /// One visit of a connection: read what is there, run up to BUDGET
-    /// requests, write. Returns whether it needs another turn.
-    fn drive(&mut self, idx: usize, now: i64) -> Outcome {
+    /// The first half of a connection's visit: read what is there and run
+    /// up to BUDGET requests, leaving the replies in its output buffer.
+    /// Returns whether the connection must be closed, or whether its
+    /// input alone already calls for another turn; [`Worker::flush`]
+    /// does the second half.
+    fn drive(&mut self, idx: usize, now: i64) -> Ran {
         let Some(Some(c)) = self.conns.get_mut(idx) else {
-            return Outcome::Idle;
+            return Ran::Gone;
         };
         let mut again = false;
 
@@ -346,7 +370,7 @@ impl Worker {
                 match tls::pull(t, &mut c.stream, &mut c.inbuf, c.start, &mut c.end, cap) {
                     Ok(tls::Pulled::Ok) => {}
                     Ok(tls::Pulled::Eof) => c.eof = true,
-                    Err(_) => return Outcome::Close,
+                    Err(_) => return Ran::Close,
                 }
                 if c.end - c.start >= cap {
                     again = true;
@@ -378,7 +402,7 @@ impl Worker {
                             }
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                            Err(_) => return Outcome::Close,
+                            Err(_) => return Ran::Close,
                         }
                     }
                     if c.end == c.inbuf.len() {
@@ -401,7 +425,7 @@ impl Worker {
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => return Outcome::Close,
+                        Err(_) => return Ran::Close,
                     }
                 }
             }
@@ -411,12 +435,12 @@ impl Worker {
         // gets `S` first.
         if let Tls::Sniff = c.tls {
             let Some(config) = &self.tls else {
-                return Outcome::Close;
+                return Ran::Close;
             };
             match tls::sniff(&c.inbuf[c.start..c.end]) {
-                tls::SniffResult::NeedMore if c.eof => return Outcome::Close,
+                tls::SniffResult::NeedMore if c.eof => return Ran::Close,
                 tls::SniffResult::NeedMore => {}
-                tls::SniffResult::Reject => return Outcome::Close,
+                tls::SniffResult::Reject => return Ran::Close,
                 tls::SniffResult::PgSslRequest => {
                     c.start += 8;
                     c.out.push(b'S');
@@ -425,17 +449,17 @@ impl Worker {
                 }
                 tls::SniffResult::Handshake => {
                     let Ok(mut t) = tls::start(config) else {
-                        return Outcome::Close;
+                        return Ran::Close;
                     };
                     let mut hello = &c.inbuf[c.start..c.end];
                     while !hello.is_empty() {
                         if t.read_tls(&mut hello).is_err() {
-                            return Outcome::Close;
+                            return Ran::Close;
                         }
                     }
                     if t.process_new_packets().is_err() {
                         let _ = t.write_tls(&mut c.stream);
-                        return Outcome::Close;
+                        return Ran::Close;
                     }
                     c.start = 0;
                     c.end = 0;
@@ -674,6 +698,17 @@ impl Worker {
             }
         }
 
+        Ran::Again(again)
+    }
+
+    /// The second half of a visit: write the pending output and decide
+    /// whether the connection needs another turn (`again`: what
+    /// [`Worker::drive`] found), can wait for readiness, or is done.
+    fn flush(&mut self, idx: usize, again: bool) -> Outcome {
+        let Some(Some(c)) = self.conns.get_mut(idx) else {
+            return Outcome::Idle;
+        };
+        let mut again = again;
         // Write.
         let drained = if let Tls::On(t) = &mut c.tls {
             match tls::push(t, &mut c.stream, &c.out, &mut c.wpos) {
