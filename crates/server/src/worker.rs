@@ -216,12 +216,36 @@ impl Worker {
                     Some(c) => c.scheduled = false,
                     None => continue,
                 }
-                match self.drive(idx, now) {
+                match self.fill(idx) {
                     Ran::Gone => {}
                     Ran::Close => self.close(idx),
                     Ran::Again(again) => self.ran.push((idx, again)),
                 }
             }
+            // With input read on every ready connection, start loading the
+            // bucket of each one's first key, so that without pipelining the
+            // cache misses of different clients' requests overlap.
+            if self.ran.len() > 1 {
+                for &(idx, _) in &self.ran {
+                    if let Some(Some(c)) = self.conns.get(idx) {
+                        prefetch_first(c, &self.shared.store, &self.limits, &mut self.look);
+                    }
+                }
+            }
+            // Then execute them all.
+            let mut kept = 0;
+            for i in 0..self.ran.len() {
+                let (idx, again) = self.ran[i];
+                match self.execute(idx, now, again) {
+                    Ran::Gone => {}
+                    Ran::Close => self.close(idx),
+                    Ran::Again(again) => {
+                        self.ran[kept] = (idx, again);
+                        kept += 1;
+                    }
+                }
+            }
+            self.ran.truncate(kept);
             // Then all the writes, back to back: a client woken by one
             // reply does not preempt the execution of the next request.
             for i in 0..self.ran.len() {
@@ -352,12 +376,13 @@ impl Worker {
         }
     }
 
-    /// The first half of a connection's visit: read what is there and run
-    /// up to BUDGET requests, leaving the replies in its output buffer.
-    /// Returns whether the connection must be closed, or whether its
-    /// input alone already calls for another turn; [`Worker::flush`]
-    /// does the second half.
-    fn drive(&mut self, idx: usize, now: i64) -> Ran {
+    /// A visit of a connection has three steps, each run over all ready
+    /// connections before the next: `fill` reads what is there,
+    /// [`Worker::execute`] runs up to BUDGET requests into the output
+    /// buffer, [`Worker::flush`] writes. Each step returns whether the
+    /// connection must be closed, or whether its input alone already
+    /// calls for another turn.
+    fn fill(&mut self, idx: usize) -> Ran {
         let Some(Some(c)) = self.conns.get_mut(idx) else {
             return Ran::Gone;
         };
@@ -469,7 +494,15 @@ impl Worker {
             }
         }
 
-        // Execute.
+        Ran::Again(again)
+    }
+
+    /// The second step of a visit (see [`Worker::fill`]).
+    fn execute(&mut self, idx: usize, now: i64, again: bool) -> Ran {
+        let Some(Some(c)) = self.conns.get_mut(idx) else {
+            return Ran::Gone;
+        };
+        let mut again = again;
         let mut budget = BUDGET;
         // Input before this offset has had its keys prefetched.
         let mut ahead = 0;
@@ -764,6 +797,33 @@ impl Worker {
         } else {
             Outcome::Idle
         }
+    }
+}
+
+/// Prefetches the bucket of the key of the first request buffered on `c`
+/// (RESP and Memcache; a no-op until the protocol is known).
+fn prefetch_first(c: &Conn, store: &pogocache_store::Store, limits: &Limits, look: &mut Args) {
+    let data = &c.inbuf[c.start..c.end];
+    if data.is_empty() || data.len() < c.need || matches!(c.tls, Tls::Sniff) {
+        return;
+    }
+    match c.proto {
+        Some(Proto::Resp) => {
+            if let Parsed::Complete(_) = resp::parse(data, limits, look) {
+                let a = look.view(data);
+                if a.len() >= 2 {
+                    store.prefetch(a.get(1));
+                }
+            }
+        }
+        Some(Proto::Memcache) => {
+            if let memcache::Parsed::Done(_, r) = memcache::parse(data)
+                && let Some(k) = r.first_key()
+            {
+                store.prefetch(k);
+            }
+        }
+        _ => {}
     }
 }
 
