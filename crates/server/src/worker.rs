@@ -7,7 +7,11 @@
 //!
 //! Hot-path rules kept here: one clock read per loop turn; arguments are
 //! ranges into the connection's input buffer; replies go straight into
-//! the connection's reused output buffer; one `write` per batch.
+//! the connection's reused output buffer; one `write` per batch. A loop
+//! turn runs in steps over all ready connections: read them all, prefetch
+//! the first key of each, execute them all, write them all (so cache
+//! misses of different clients overlap, and a client woken by its reply
+//! does not preempt the next one's execution on a shared CPU).
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -562,21 +566,17 @@ impl Worker {
                         // ahead and start their bucket loads, so the cache
                         // misses of a pipeline overlap instead of queueing.
                         // A lone request (no pipelining) skips this.
-                        if n < data.len() && ahead <= c.start + n {
-                            let (store, limits, look) =
-                                (&self.shared.store, &self.limits, &mut self.look);
-                            ahead = c.start
-                                + look_ahead(data, n, |rest| {
-                                    let Parsed::Complete(m) = resp::parse(rest, limits, look)
-                                    else {
-                                        return None;
-                                    };
-                                    let a = look.view(rest);
-                                    if a.len() >= 2 {
-                                        store.prefetch(a.get(1));
-                                    }
-                                    Some(m)
-                                });
+                        if n < data.len() {
+                            prefetch_ahead(
+                                Proto::Resp,
+                                data,
+                                n,
+                                c.start,
+                                &mut ahead,
+                                &self.shared.store,
+                                &self.limits,
+                                &mut self.look,
+                            );
                         }
                         let args = c.args.view(data);
                         if !args.is_empty() {
@@ -637,18 +637,17 @@ impl Worker {
                         stats.detail.requests[1].incr();
                         // Prefetch the keys of pipelined requests behind
                         // this one (as for RESP above).
-                        if n < data.len() && ahead <= c.start + n {
-                            let store = &self.shared.store;
-                            ahead = c.start
-                                + look_ahead(data, n, |rest| {
-                                    let memcache::Parsed::Done(m, r) = memcache::parse(rest) else {
-                                        return None;
-                                    };
-                                    if let Some(k) = r.first_key() {
-                                        store.prefetch(k);
-                                    }
-                                    Some(m)
-                                });
+                        if n < data.len() {
+                            prefetch_ahead(
+                                Proto::Memcache,
+                                data,
+                                n,
+                                c.start,
+                                &mut ahead,
+                                &self.shared.store,
+                                &self.limits,
+                                &mut self.look,
+                            );
                         }
                         let mut ctx = ctx!();
                         if pogocache_command::memcache::execute(&mut ctx, &req, &mut c.out)
@@ -800,6 +799,31 @@ impl Worker {
     }
 }
 
+/// Length and key of the complete request at the front of `data`, for
+/// prefetching: RESP's second argument, Memcache's first key. `None` if
+/// no complete request is there.
+fn front_key<'d>(
+    proto: Proto,
+    data: &'d [u8],
+    limits: &Limits,
+    look: &'d mut Args,
+) -> Option<(usize, Option<&'d [u8]>)> {
+    match proto {
+        Proto::Resp => {
+            let Parsed::Complete(m) = resp::parse(data, limits, look) else {
+                return None;
+            };
+            let a = look.view(data);
+            Some((m, (a.len() >= 2).then(|| a.get(1))))
+        }
+        Proto::Memcache => match memcache::parse(data) {
+            memcache::Parsed::Done(m, r) => Some((m, r.first_key())),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// Prefetches the bucket of the key of the first request buffered on `c`
 /// (RESP and Memcache; a no-op until the protocol is known).
 fn prefetch_first(c: &Conn, store: &pogocache_store::Store, limits: &Limits, look: &mut Args) {
@@ -807,40 +831,49 @@ fn prefetch_first(c: &Conn, store: &pogocache_store::Store, limits: &Limits, loo
     if data.is_empty() || data.len() < c.need || matches!(c.tls, Tls::Sniff) {
         return;
     }
-    match c.proto {
-        Some(Proto::Resp) => {
-            if let Parsed::Complete(_) = resp::parse(data, limits, look) {
-                let a = look.view(data);
-                if a.len() >= 2 {
-                    store.prefetch(a.get(1));
-                }
-            }
-        }
-        Some(Proto::Memcache) => {
-            if let memcache::Parsed::Done(_, r) = memcache::parse(data)
-                && let Some(k) = r.first_key()
-            {
-                store.prefetch(k);
-            }
-        }
-        _ => {}
+    if let Some(proto) = c.proto
+        && let Some((_, Some(k))) = front_key(proto, data, limits, look)
+    {
+        store.prefetch(k);
     }
 }
 
-/// Runs `step` (parse one request at the front of its input, prefetch its
-/// key, return its length) over up to [`LOOKAHEAD`] requests of `data`
-/// after offset `pos`. Returns the offset reached.
-fn look_ahead(data: &[u8], mut pos: usize, mut step: impl FnMut(&[u8]) -> Option<usize>) -> usize {
-    for _ in 0..LOOKAHEAD {
-        let Some(m) = step(&data[pos..]) else {
-            break;
-        };
-        pos += m;
-        if pos == data.len() {
-            break;
+/// Called while the request ending at `n` runs with more requests
+/// buffered behind it (`data` starts at buffer offset `start`): starts
+/// loading the entry of the next request (its bucket was prefetched
+/// earlier), and, once the window `ahead` is used up, the buckets of up to
+/// [`LOOKAHEAD`] more, so the cache misses of a pipeline overlap instead
+/// of queueing.
+#[allow(clippy::too_many_arguments)]
+fn prefetch_ahead(
+    proto: Proto,
+    data: &[u8],
+    n: usize,
+    start: usize,
+    ahead: &mut usize,
+    store: &pogocache_store::Store,
+    limits: &Limits,
+    look: &mut Args,
+) {
+    if *ahead <= start + n {
+        let mut pos = n;
+        for _ in 0..LOOKAHEAD {
+            let Some((m, k)) = front_key(proto, &data[pos..], limits, look) else {
+                break;
+            };
+            if let Some(k) = k {
+                store.prefetch(k);
+            }
+            pos += m;
+            if pos == data.len() {
+                break;
+            }
         }
+        *ahead = start + pos;
     }
-    pos
+    if let Some((_, Some(k))) = front_key(proto, &data[n..], limits, look) {
+        store.prefetch_entry(k);
+    }
 }
 
 /// Frees space at the end of the input buffer: moves unprocessed bytes to

@@ -408,15 +408,19 @@ impl Store {
         }
         let base = (hint & ((1 << 48) - 1)) as *const u64;
         let mask = (1usize << (hint >> 58)) - 1;
-        let p = base.wrapping_add(hash as usize & mask);
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch is a hint: it never faults and reads nothing
-        // the program can observe, whatever the address.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = p;
+        prefetch_read(base.wrapping_add(hash as usize & mask) as *const u8);
+    }
+
+    /// Starts loading the entry `key` most likely refers to, for a request
+    /// about to run: the second stage after [`Store::prefetch`] (whose
+    /// bucket load should have landed by now). Takes the shard lock only
+    /// if it is free, and never waits for it.
+    #[inline]
+    pub fn prefetch_entry(&self, key: &[u8]) {
+        let hash = self.hash(key);
+        if let Ok(shard) = self.shards[self.shard_of(hash)].lock.try_lock() {
+            shard.table.prefetch_entry(hash);
+        }
     }
 
     #[inline]
@@ -1207,3 +1211,16 @@ fn random_seed() -> u64 {
 
 #[cfg(test)]
 mod tests;
+
+/// Hints the CPU to load the cache line at `p` (a no-op off x86-64).
+#[inline(always)]
+pub(crate) fn prefetch_read(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it never faults and reads nothing
+    // the program can observe, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}

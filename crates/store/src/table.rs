@@ -125,6 +125,31 @@ impl Table {
         }
     }
 
+    /// Starts loading the first entry whose hash has `hash`'s tag (the
+    /// likely match, unconfirmed: comparing the key would wait for the
+    /// very load this hides). A prefetch never faults, so a miss or a
+    /// false match costs one wasted hint.
+    #[inline]
+    pub fn prefetch_entry(&self, hash: u64) {
+        if self.len == 0 {
+            return;
+        }
+        let mask = self.mask();
+        let mut i = hash as usize & mask;
+        let t = tag(hash);
+        loop {
+            let b = self.buckets[i];
+            if b == 0 {
+                return;
+            }
+            if b & !ADDR == t {
+                crate::prefetch_read(addr(b));
+                return;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
     /// The entry in bucket `i`, if any.
     #[inline]
     pub fn get(&self, i: usize) -> Option<EntryPtr<'_>> {

@@ -626,3 +626,36 @@ fn a_shard_is_one_cache_line() {
     assert_eq!(size_of::<Slot>(), 64);
     assert_eq!(align_of::<Slot>(), 64);
 }
+
+/// Prefetch hints on empty, full, churned and locked shards must end their
+/// probe and leave the store exactly as it was.
+#[test]
+fn prefetch_hints_change_nothing() {
+    let st = small(false);
+    st.prefetch(b"k1");
+    st.prefetch_entry(b"k1");
+    for i in 0..2000u32 {
+        st.set(format!("k{i}").as_bytes(), b"v", &SetOptions::default(), S)
+            .unwrap();
+    }
+    for i in (0..2000u32).step_by(3) {
+        assert!(st.delete(format!("k{i}").as_bytes(), S));
+    }
+    let before = st.len();
+    for i in 0..4000u32 {
+        let k = format!("k{i}");
+        st.prefetch(k.as_bytes());
+        st.prefetch_entry(k.as_bytes());
+    }
+    // A hint never waits for a held shard lock.
+    let held = st.lock_index(0);
+    for i in 0..100u32 {
+        st.prefetch_entry(format!("k{i}").as_bytes());
+    }
+    drop(held);
+    assert_eq!(st.len(), before);
+    for i in 0..2000u32 {
+        let want = (i % 3 != 0).then(|| b"v".to_vec());
+        assert_eq!(get(&st, format!("k{i}").as_bytes(), S), want, "k{i}");
+    }
+}
