@@ -238,17 +238,24 @@ def main():
                 "errors": sum(r["errors"] for r in rs),
             }
             if base is None:
-                base = m
+                base, base_runs = m, {r["rep"]: r for r in rs}
             # first ÷ this: reads as the goals (throughput ≥ 1.10,
-            # p99 ≤ 1.0, CPU ≤ 0.9 of the other server's).
-            m["ops_ratio"] = base["ops_per_sec"] / m["ops_per_sec"]
-            m["p99_ratio"] = base["p99_us"] / m["p99_us"] if m["p99_us"] else 0
-            m["cpu_ratio"] = base["cpu_s_per_m"] / m["cpu_s_per_m"] if m["cpu_s_per_m"] else 0
+            # p99 ≤ 1.0, CPU ≤ 0.9 of the other server's). Each ratio is
+            # the median of per-repetition ratios: the two runs of a
+            # repetition are seconds apart, so a shared machine whose speed
+            # drifts over minutes affects both alike.
+            def paired(field):
+                rs_ = [base_runs[r["rep"]][field] / r[field]
+                       for r in rs if r["rep"] in base_runs and r[field]]
+                return statistics.median(rs_) if rs_ else 0
+            m["ops_ratio"] = paired("ops_per_sec")
+            m["p99_ratio"] = paired("p99_us")
+            m["cpu_ratio"] = paired("cpu_s_per_m")
             summary.append(m)
 
     first = servers[0]["name"]
     print()
-    print(f"Medians of {args.reps} runs; ratio columns are {first} ÷ that row's server "
+    print(f"Medians of {args.reps} runs; ratio columns are medians of per-repetition {first} ÷ that row's server "
           f"(throughput > 1: {first} is faster; p99 and CPU < 1: {first} is lower).")
     print(f"{'proto':<9}{'thr':>3}{'pipe':>5}{'conns':>6}  {'server':<14}"
           f"{'req/s':>11}{'ratio':>7}{'p99 us':>9}{'ratio':>7}{'cpu s/M':>9}{'ratio':>7}{'err':>5}")
