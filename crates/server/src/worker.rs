@@ -514,6 +514,22 @@ impl Worker {
         // The command context, borrowing this connection's session and the
         // worker's scratch buffer (a macro: the borrows are of distinct
         // fields, which a helper function could not express).
+        // The look-ahead prefetch of a pipeline (a macro for the same
+        // reason as `ctx!` below).
+        macro_rules! prefetch_ahead {
+            ($proto:expr, $data:expr, $n:expr) => {
+                prefetch_ahead(
+                    $proto,
+                    $data,
+                    $n,
+                    c.start,
+                    &mut ahead,
+                    &self.shared.store,
+                    &self.limits,
+                    &mut self.look,
+                )
+            };
+        }
         macro_rules! ctx {
             () => {
                 Ctx {
@@ -567,16 +583,7 @@ impl Worker {
                         // misses of a pipeline overlap instead of queueing.
                         // A lone request (no pipelining) skips this.
                         if n < data.len() {
-                            prefetch_ahead(
-                                Proto::Resp,
-                                data,
-                                n,
-                                c.start,
-                                &mut ahead,
-                                &self.shared.store,
-                                &self.limits,
-                                &mut self.look,
-                            );
+                            prefetch_ahead!(Proto::Resp, data, n);
                         }
                         let args = c.args.view(data);
                         if !args.is_empty() {
@@ -638,16 +645,7 @@ impl Worker {
                         // Prefetch the keys of pipelined requests behind
                         // this one (as for RESP above).
                         if n < data.len() {
-                            prefetch_ahead(
-                                Proto::Memcache,
-                                data,
-                                n,
-                                c.start,
-                                &mut ahead,
-                                &self.shared.store,
-                                &self.limits,
-                                &mut self.look,
-                            );
+                            prefetch_ahead!(Proto::Memcache, data, n);
                         }
                         let mut ctx = ctx!();
                         if pogocache_command::memcache::execute(&mut ctx, &req, &mut c.out)

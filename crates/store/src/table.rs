@@ -131,22 +131,8 @@ impl Table {
     /// false match costs one wasted hint.
     #[inline]
     pub fn prefetch_entry(&self, hash: u64) {
-        if self.len == 0 {
-            return;
-        }
-        let mask = self.mask();
-        let mut i = hash as usize & mask;
-        let t = tag(hash);
-        loop {
-            let b = self.buckets[i];
-            if b == 0 {
-                return;
-            }
-            if b & !ADDR == t {
-                crate::prefetch_read(addr(b));
-                return;
-            }
-            i = (i + 1) & mask;
+        if let Some(i) = self.find(hash, |_| true) {
+            crate::prefetch_read(addr(self.buckets[i]));
         }
     }
 
