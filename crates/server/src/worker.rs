@@ -108,7 +108,7 @@ enum Outcome {
     Close,
 }
 
-/// What the read-and-execute half of a visit left for the write half.
+/// What the read and execute steps of a visit left for the next step.
 enum Ran {
     /// The slot is empty (closed earlier in this turn).
     Gone,
@@ -135,7 +135,7 @@ pub struct Worker {
     probe: Box<[u8]>,
     queuesize: usize,
     tls: Option<Arc<rustls::ServerConfig>>,
-    /// Connections executed this turn and still to be written.
+    /// Connections read this turn and still to be executed and written.
     ran: Vec<(usize, bool)>,
 }
 
@@ -511,9 +511,6 @@ impl Worker {
         // Input before this offset has had its keys prefetched.
         let mut ahead = 0;
         let stats = &self.shared.workers[self.id];
-        // The command context, borrowing this connection's session and the
-        // worker's scratch buffer (a macro: the borrows are of distinct
-        // fields, which a helper function could not express).
         // The look-ahead prefetch of a pipeline (a macro for the same
         // reason as `ctx!` below).
         macro_rules! prefetch_ahead {
@@ -530,6 +527,9 @@ impl Worker {
                 )
             };
         }
+        // The command context, borrowing this connection's session and the
+        // worker's scratch buffer (a macro: the borrows are of distinct
+        // fields, which a helper function could not express).
         macro_rules! ctx {
             () => {
                 Ctx {
@@ -731,9 +731,10 @@ impl Worker {
         Ran::Again(again)
     }
 
-    /// The second half of a visit: write the pending output and decide
-    /// whether the connection needs another turn (`again`: what
-    /// [`Worker::drive`] found), can wait for readiness, or is done.
+    /// The third step of a visit (see [`Worker::fill`]): write the pending
+    /// output and decide whether the connection needs another turn
+    /// (`again`: what the first two steps found), can wait for readiness,
+    /// or is done.
     fn flush(&mut self, idx: usize, again: bool) -> Outcome {
         let Some(Some(c)) = self.conns.get_mut(idx) else {
             return Outcome::Idle;
