@@ -25,8 +25,8 @@ struct SetArgs {
     get: bool,
 }
 
-/// Parses `SET key value [options...]` left to right; the first bad token
-/// decides the error.
+/// Parses `SET key value [options...]` left to right: the first bad token
+/// decides the error, and option conflicts come after every token.
 fn parse_set(ctx: &Ctx<'_>, args: ArgView<'_>) -> Result<SetArgs, &'static [u8]> {
     let (mut nx, mut xx, mut get, mut keepttl) = (false, false, false, false);
     let mut ttl = (Ttl::None, 0i64);
@@ -47,7 +47,7 @@ fn parse_set(ctx: &Ctx<'_>, args: ArgView<'_>) -> Result<SetArgs, &'static [u8]>
             Ttl::None
         };
         if kind != Ttl::None {
-            if keepttl || i + 1 >= args.len() {
+            if i + 1 >= args.len() {
                 return Err(err::SYNTAX);
             }
             match parse_i64_strict(args.get(i + 1)) {
@@ -64,9 +64,6 @@ fn parse_set(ctx: &Ctx<'_>, args: ArgView<'_>) -> Result<SetArgs, &'static [u8]>
         } else if eq_ic(a, b"get") {
             get = true;
         } else if eq_ic(a, b"keepttl") {
-            if ttl.0 != Ttl::None {
-                return Err(err::SYNTAX);
-            }
             keepttl = true;
         } else if eq_ic(a, b"flags") || eq_ic(a, b"cas") {
             let v = if i + 1 < args.len() {
@@ -87,7 +84,9 @@ fn parse_set(ctx: &Ctx<'_>, args: ArgView<'_>) -> Result<SetArgs, &'static [u8]>
         }
         i += 1;
     }
-    if nx && xx {
+    // Conflicts are checked once every token has been read, so a bad
+    // number is reported first, as soon as it is read (Pogocache's order).
+    if (keepttl && ttl.0 != Ttl::None) || (nx && xx) {
         return Err(err::SYNTAX);
     }
     let now = ctx.now;

@@ -537,30 +537,7 @@ pub(crate) fn eq_ic(a: &[u8], b: &[u8]) -> bool {
     a.eq_ignore_ascii_case(b)
 }
 
-/// Strict unsigned decimal (C `strtoull` over the whole input, but a
-/// leading `-` is refused): optional leading whitespace, optional `+`.
-pub fn parse_u64_strict(s: &[u8]) -> Option<u64> {
-    let mut i = 0;
-    while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
-        i += 1;
-    }
-    if s.get(i) == Some(&b'+') {
-        i += 1;
-    }
-    if i >= s.len() {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &c in &s[i..] {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
-    }
-    Some(v)
-}
-
-pub use pogocache_protocol::resp::parse_i64_strict;
+pub use pogocache_protocol::num::{parse_i64_strict, parse_u64_strict};
 
 /// C `atoi`: leading whitespace, an optional sign, digits up to the first
 /// non-digit; anything else is 0 (saturating instead of overflowing).

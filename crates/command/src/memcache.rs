@@ -8,9 +8,11 @@
 //! (`pogocache_protocol::memcache`).
 //!
 //! Divergences from Pogocache, all toward memcached (docs/COMPATIBILITY.md):
-//! `noreply` is honoured, `decr` clamps at 0, `touch k 0` clears the TTL
-//! (all three restored by `--mclegacy yes`), `verbosity` answers OK, `gat`
-//! and `gats` work, and `NOT_FOUND` carries no stray NUL byte.
+//! `noreply` is honoured, `decr` clamps at 0, `touch k 0` clears the TTL,
+//! a failed `add`/`replace` is `NOT_STORED` (all four restored by
+//! `--mclegacy yes`), `gets` hands out working CAS uniques without
+//! `--cas yes`, `verbosity` answers OK, `gat` and `gats` work, and
+//! `NOT_FOUND` carries no stray NUL byte.
 
 use pogocache_protocol::memcache::{Error, Request, StoreVerb};
 use pogocache_protocol::{ArgView, Args};
@@ -27,19 +29,23 @@ const NS: i64 = 1_000_000_000;
 /// negative value is already expired, up to 30 days is relative, beyond
 /// that it is a Unix timestamp.
 pub(crate) fn expiry(ctx: &Ctx<'_>, e: i64) -> Expiry {
+    expiry_at(ctx.now, pogocache_store::clock::wall_ns(), e)
+}
+
+/// [`expiry`] with both clocks given: `now` on the store clock and `wall`
+/// in Unix nanoseconds. An absolute exptime is compared with the wall
+/// clock at full precision, so the item dies exactly at that second (as
+/// in Pogocache), not up to a second later.
+fn expiry_at(now: i64, wall: i64, e: i64) -> Expiry {
     if e == 0 {
         Expiry::Never
     } else if e < 0 {
-        Expiry::At(ctx.now)
+        Expiry::At(now)
     } else if e <= THIRTY_DAYS {
-        Expiry::At(ctx.now.saturating_add(e * NS))
+        Expiry::At(now.saturating_add(e * NS))
     } else {
-        let unix = pogocache_store::clock::wall_ns() / NS;
-        if e > unix {
-            Expiry::At(ctx.now.saturating_add((e - unix).saturating_mul(NS)))
-        } else {
-            Expiry::At(ctx.now)
-        }
+        let left = e.saturating_mul(NS).saturating_sub(wall);
+        Expiry::At(now.saturating_add(left.max(0)))
     }
 }
 
@@ -174,6 +180,11 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request<'_>, out: &mut Vec<u8>) -> Actio
                     };
                     store.set(key, value, &opts, ctx.now).map(|o| match o {
                         SetOutcome::Stored { .. } => &b"STORED\r\n"[..],
+                        // memcached: a failed add/replace is NOT_STORED;
+                        // Pogocache answered EXISTS / NOT_FOUND.
+                        SetOutcome::NotStored { .. } if verb != StoreVerb::Cas && !legacy => {
+                            b"NOT_STORED\r\n"
+                        }
                         SetOutcome::NotStored { existed: true } => b"EXISTS\r\n",
                         SetOutcome::NotStored { existed: false } => b"NOT_FOUND\r\n",
                     })
@@ -269,13 +280,19 @@ fn get<'k>(
             };
             ctx.shared.store.expire(key, at, ctx.now);
         }
-        let hit = ctx.shared.store.get(key, ctx.now, |e| match e {
+        let line = |e: Option<EntryRef<'_>>| match e {
             Some(e) => {
                 value_line(out, key, e, with_cas);
                 true
             }
             None => false,
-        });
+        };
+        // `gets`/`gats` hand out a CAS unique, assigned on first request.
+        let hit = if with_cas {
+            ctx.shared.store.get_cas(key, ctx.now, true, line)
+        } else {
+            ctx.shared.store.get(key, ctx.now, line)
+        };
         if hit { hits += 1 } else { misses += 1 }
     }
     out.extend_from_slice(b"END\r\n");
@@ -352,5 +369,31 @@ fn incr(ctx: &mut Ctx<'_>, key: &[u8], delta: u64, decr: bool, noreply: bool, ou
         if res.is_ok() {
             out.extend_from_slice(b"\r\n");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absolute_exptime_uses_the_full_clock() {
+        // Wall clock at 1,800,000,000.7 s, store clock at 50 s: an item
+        // with exptime 1,800,000,010 has 9.3 s left, not 10.
+        let wall = 1_800_000_000 * NS + 700_000_000;
+        let now = 50 * NS;
+        assert_eq!(
+            expiry_at(now, wall, 1_800_000_010),
+            Expiry::At(now + 9 * NS + 300_000_000)
+        );
+        // The current second, already begun, is in the past.
+        assert_eq!(expiry_at(now, wall, 1_800_000_000), Expiry::At(now));
+        assert_eq!(expiry_at(now, wall, 2_592_001), Expiry::At(now));
+        assert_eq!(
+            expiry_at(now, wall, 2_592_000),
+            Expiry::At(now + 2_592_000 * NS)
+        );
+        assert_eq!(expiry_at(now, wall, 0), Expiry::Never);
+        assert_eq!(expiry_at(now, wall, -1), Expiry::At(now));
     }
 }

@@ -15,7 +15,9 @@
 use std::borrow::Cow;
 
 use pogocache_protocol::memcache::meta::{Meta, MetaCmd, decode_key, encode};
-use pogocache_store::{Cond, Expiry, SetOptions, SetOutcome, Side, StoreError, UpdateError};
+use pogocache_store::{
+    Cond, EntryRef, Expiry, SetOptions, SetOutcome, Side, StoreError, UpdateError,
+};
 
 use crate::{Ctx, parse_u64_strict};
 
@@ -165,7 +167,7 @@ fn get(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
         return;
     }
     ctx.stats.get_hits.incr();
-    store.get(key, now, |e| {
+    let reply = |e: Option<EntryRef<'_>>| {
         let Some(e) = e else {
             // Deleted by another client since the lookup above: a miss.
             if !m.flags.has(b'q') {
@@ -202,7 +204,21 @@ fn get(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
             out.extend_from_slice(e.value());
             out.extend_from_slice(b"\r\n");
         }
-    });
+    };
+    // `c` asks for the item's CAS token: one is assigned if it has none.
+    if m.flags.has(b'c') {
+        store.get_cas(key, now, true, reply)
+    } else {
+        store.get(key, now, reply)
+    }
+}
+
+/// The CAS token of `key` for an echoed `c` flag (assigned if needed),
+/// 0 when the key is gone.
+fn cas_of(ctx: &Ctx<'_>, key: &[u8]) -> u64 {
+    ctx.shared
+        .store
+        .get_cas(key, ctx.now, false, |e| e.map(|e| e.cas()).unwrap_or(0))
 }
 
 fn set(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
@@ -225,7 +241,10 @@ fn set(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
     let mut mark_stale = false;
     if let Some(c) = cas
         && m.flags.has(b'I')
-        && store.peek(key, now, |e| e.is_some_and(|e| e.cas() > c))
+        // An item that never handed out a token is newer than any token.
+        && store.peek(key, now, |e| {
+            e.is_some_and(|e| e.cas_token().is_none_or(|t| t > c))
+        })
     {
         cas = None;
         mark_stale = true;
@@ -276,7 +295,11 @@ fn set(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
         Ok(b"HD") if m.flags.has(b'q') => {}
         Ok(code) => {
             out.extend_from_slice(code);
-            let new_cas = store.peek(key, now, |e| e.map(|e| e.cas()).unwrap_or(0));
+            let new_cas = if m.flags.has(b'c') {
+                cas_of(ctx, key)
+            } else {
+                0
+            };
             echo(out, m, &|f| (f == b'c').then(|| num(new_cas)));
         }
         Err(StoreError::OutOfMemory) => {
@@ -311,9 +334,9 @@ fn delete(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
         return bad(out);
     };
     let code: &[u8] = match cas {
-        Some(c) => match store.peek(key, now, |e| e.map(|e| e.cas())) {
+        Some(c) => match store.peek(key, now, |e| e.map(|e| e.cas_token())) {
             None => b"NF",
-            Some(cur) if cur != c => b"EX",
+            Some(cur) if cur != Some(c) => b"EX",
             Some(_) => {
                 if remove(key) {
                     b"HD"
@@ -412,15 +435,14 @@ fn arith(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
         return;
     }
     let text = itoa::Buffer::new().format(n).as_bytes().to_vec();
-    let (cas, left) = store.peek(key, now, |e| {
-        e.map(|e| {
-            (
-                e.cas(),
-                e.expires().map(|x| (x - now + NS - 1).div_euclid(NS)),
-            )
-        })
-        .unwrap_or((0, None))
+    let left = store.peek(key, now, |e| {
+        e.and_then(|e| e.expires().map(|x| (x - now + NS - 1).div_euclid(NS)))
     });
+    let cas = if m.flags.has(b'c') {
+        cas_of(ctx, key)
+    } else {
+        0
+    };
     if value {
         out.extend_from_slice(b"VA ");
         out.extend_from_slice(itoa::Buffer::new().format(text.len()).as_bytes());

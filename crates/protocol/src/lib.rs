@@ -24,6 +24,7 @@
 
 pub mod http;
 pub mod memcache;
+pub mod num;
 pub mod postgres;
 pub mod resp;
 pub mod sniff;

@@ -9,7 +9,7 @@
 //! Hand-written (hot path): a request is parsed in one pass over the line
 //! and borrows every key and value from the input buffer.
 
-use crate::resp::parse_i64_strict;
+use crate::num::{parse_i64_strict, parse_u64_strict as parse_u64};
 
 pub mod meta;
 
@@ -172,17 +172,6 @@ pub enum Parsed<'a> {
 /// A memcache key: 1–250 bytes, none ≤ 0x20 nor 0x7F.
 pub fn valid_key(k: &[u8]) -> bool {
     !k.is_empty() && k.len() <= MAX_KEY && k.iter().all(|&b| b > 0x20 && b != 0x7f)
-}
-
-fn parse_u64(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || !s.iter().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &c in s {
-        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
-    }
-    Some(v)
 }
 
 /// Splits a line into single-space separated tokens (at most `N`; the

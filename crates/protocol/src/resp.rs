@@ -105,48 +105,13 @@ fn read_number(buf: &[u8], pos: usize) -> (Num, usize) {
     if buf[end + 1] != b'\n' {
         return (Num::BadEnding, 0);
     }
-    match parse_i64_strict(&buf[start..end]) {
+    match crate::num::i64_unbounded(&buf[start..end]) {
         Some(v) => (Num::Value(v), end + 2),
         None => (Num::Invalid, 0),
     }
 }
 
-/// C `strtoll` accepting the whole input: optional leading spaces, an
-/// optional sign, at least one digit, nothing after. Overflow is invalid.
-pub fn parse_i64_strict(s: &[u8]) -> Option<i64> {
-    let mut i = 0;
-    while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
-        i += 1;
-    }
-    let neg = match s.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
-    if i >= s.len() {
-        return None;
-    }
-    let mut v: i64 = 0;
-    for &c in &s[i..] {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        let d = (c - b'0') as i64;
-        v = v.checked_mul(10)?;
-        v = if neg {
-            v.checked_sub(d)?
-        } else {
-            v.checked_add(d)?
-        };
-    }
-    Some(v)
-}
+pub use crate::num::parse_i64_strict;
 
 /// Parses one multibulk request starting at `buf[0] == b'*'`.
 ///

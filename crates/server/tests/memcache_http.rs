@@ -19,7 +19,9 @@ fn memcache_session_bytes() {
     let version = format!("VERSION {VERSION}\r\n");
     let cases: &[(&[u8], &[u8])] = &[
         (b"set m1 0 0 5\r\nhello\r\nget m1\r\n", b"STORED\r\nVALUE m1 0 5\r\nhello\r\nEND\r\n"),
-        (b"set m2 5 0 3\r\nabc\r\nget m2\r\ngets m2\r\n", b"STORED\r\nVALUE m2 5 3\r\nabc\r\nEND\r\nVALUE m2 5 3 0\r\nabc\r\nEND\r\n"),
+        // CAS works by default: `gets` hands out a unique (lazily, the
+        // first time an item is read with gets).
+        (b"set m2 5 0 3\r\nabc\r\nget m2\r\ngets m2\r\n", b"STORED\r\nVALUE m2 5 3\r\nabc\r\nEND\r\nVALUE m2 5 3 1\r\nabc\r\nEND\r\n"),
         // D1: noreply is honoured.
         (b"set m4 0 0 3 noreply\r\nabc\r\nget m4\r\n", b"VALUE m4 0 3\r\nabc\r\nEND\r\n"),
         (b"set m5 0 0 3\r\nabcd\r\nget m5\r\n", b"CLIENT_ERROR bad data chunk\r\nERROR\r\nEND\r\n"),
@@ -40,19 +42,21 @@ fn memcache_session_bytes() {
         // D8: any spelling of zero means "never expires".
         (b"set n6 0 00 1\r\na\r\nget n6\r\n", b"STORED\r\nVALUE n6 0 1\r\na\r\nEND\r\n"),
         (b"set n9 0 0 0\r\n\r\nget n9\r\n", b"STORED\r\nVALUE n9 0 0\r\n\r\nEND\r\n"),
-        (b"add m1 0 0 1\r\nz\r\n", b"EXISTS\r\n"),
+        // memcached's replies for a failed add/replace (Pogocache: EXISTS
+        // and NOT_FOUND, kept under --mclegacy yes).
+        (b"add m1 0 0 1\r\nz\r\n", b"NOT_STORED\r\n"),
         (b"add m7 0 0 1\r\nz\r\n", b"STORED\r\n"),
-        // D2: no stray NUL after NOT_FOUND.
-        (b"replace m8 0 0 1\r\nz\r\n", b"NOT_FOUND\r\n"),
+        (b"replace m8 0 0 1\r\nz\r\n", b"NOT_STORED\r\n"),
         (b"replace m7 0 0 1\r\ny\r\nget m7\r\n", b"STORED\r\nVALUE m7 0 1\r\ny\r\nEND\r\n"),
         (b"append m7 5 9 2\r\nAB\r\nprepend m7 0 0 2\r\nCD\r\nget m7\r\n", b"STORED\r\nSTORED\r\nVALUE m7 0 5\r\nCDyAB\r\nEND\r\n"),
         (b"append nokey 0 0 2\r\nAB\r\n", b"NOT_STORED\r\n"),
         (b"prepend nokey 0 0 2\r\nAB\r\n", b"NOT_STORED\r\n"),
         (b"cas m7 0 0 1 0\r\nq\r\n", b"EXISTS\r\n"),
+        // D2: no stray NUL after NOT_FOUND.
         (b"cas nokey 0 0 1 0\r\nq\r\n", b"NOT_FOUND\r\n"),
         (b"cas m7 0 0 1 x\r\nq\r\n", b"CLIENT_ERROR bad command line format\r\nERROR\r\n"),
         (b"get m1 m2 nokey m7\r\n", b"VALUE m1 0 5\r\nhello\r\nVALUE m2 5 3\r\nabc\r\nVALUE m7 0 5\r\nCDyAB\r\nEND\r\n"),
-        (b"gets m1 m2\r\n", b"VALUE m1 0 5 0\r\nhello\r\nVALUE m2 5 3 0\r\nabc\r\nEND\r\n"),
+        (b"gets m1 m2\r\n", b"VALUE m1 0 5 2\r\nhello\r\nVALUE m2 5 3 1\r\nabc\r\nEND\r\n"),
         (b"get\r\n", b"ERROR\r\n"),
         (b"gets\r\n", b"ERROR\r\n"),
         (b"get  m7\r\n", b"CLIENT_ERROR bad command line format\r\n"),
@@ -78,7 +82,8 @@ fn memcache_session_bytes() {
         (b"touch m7 0\r\nget m7\r\n", b"TOUCHED\r\nVALUE m7 0 5\r\nCDyAB\r\nEND\r\n"),
         // D5: gat/gats work.
         (b"gat 100 m2\r\n", b"VALUE m2 5 3\r\nabc\r\nEND\r\n"),
-        (b"gats 100 m2 nokey\r\n", b"VALUE m2 5 3 0\r\nabc\r\nEND\r\n"),
+        // gat changed m2's TTL (unique 3), gats again (unique 4).
+        (b"gats 100 m2 nokey\r\n", b"VALUE m2 5 3 4\r\nabc\r\nEND\r\n"),
         (b"gat -1 m2\r\nget m2\r\n", b"END\r\nEND\r\n"),
         (b"gat 100\r\n", b"ERROR\r\n"),
         (b"version\r\n", version.as_bytes()),
@@ -163,6 +168,71 @@ fn memcache_legacy_switch_restores_pogocache_quirks() {
         b"STORED\r\n18446744073709551615\r\n",
     );
     exchange(&mut s, b"touch m4 0\r\nget m4\r\n", b"TOUCHED\r\nEND\r\n");
+    // Pogocache's replies for a failed add / replace.
+    exchange(
+        &mut s,
+        b"set a 0 0 1\r\nx\r\nadd a 0 0 1\r\ny\r\nreplace nokey 0 0 1\r\ny\r\n",
+        b"STORED\r\nEXISTS\r\nNOT_FOUND\r\n",
+    );
+    srv.shutdown();
+}
+
+/// Storage replies exactly as memcached sends them, with default flags:
+/// add/replace failures are NOT_STORED, cas tells a missing key
+/// (NOT_FOUND) from a changed one (EXISTS), and gets/cas work without
+/// `--cas yes`, with a unique that changes on every modification.
+#[test]
+fn memcache_storage_replies_and_cas_by_default() {
+    let (srv, addr) = start(config());
+    let mut s = connect(addr);
+    let cases: &[(&[u8], &[u8])] = &[
+        (
+            b"add k 0 0 1\r\na\r\nadd k 0 0 1\r\nb\r\n",
+            b"STORED\r\nNOT_STORED\r\n",
+        ),
+        (
+            b"replace nokey 0 0 1\r\nb\r\nreplace k 0 0 1\r\nb\r\n",
+            b"NOT_STORED\r\nSTORED\r\n",
+        ),
+        (b"cas nokey 0 0 1 1\r\nb\r\n", b"NOT_FOUND\r\n"),
+        // An item never read with gets has no unique: no cas matches it.
+        (b"cas k 0 0 1 0\r\nc\r\n", b"EXISTS\r\n"),
+        (b"gets k\r\n", b"VALUE k 0 1 1\r\nb\r\nEND\r\n"),
+        (b"gets k\r\n", b"VALUE k 0 1 1\r\nb\r\nEND\r\n"),
+        (b"cas k 0 0 1 1\r\nc\r\n", b"STORED\r\n"),
+        (b"cas k 0 0 1 1\r\nd\r\n", b"EXISTS\r\n"),
+        (b"gets k\r\n", b"VALUE k 0 1 2\r\nc\r\nEND\r\n"),
+        // Every modification changes the unique: a write by another
+        // client, a touch, an append, a counter step.
+        (
+            b"set k 0 0 1\r\nz\r\ncas k 0 0 1 2\r\ny\r\n",
+            b"STORED\r\nEXISTS\r\n",
+        ),
+        (b"gets k\r\n", b"VALUE k 0 1 3\r\nz\r\nEND\r\n"),
+        (
+            b"touch k 100\r\ncas k 0 0 1 3\r\ny\r\n",
+            b"TOUCHED\r\nEXISTS\r\n",
+        ),
+        (b"gets k\r\n", b"VALUE k 0 1 4\r\nz\r\nEND\r\n"),
+        (
+            b"append k 0 0 1\r\n!\r\ncas k 0 0 1 4\r\ny\r\n",
+            b"STORED\r\nEXISTS\r\n",
+        ),
+        (b"gats 0 k\r\n", b"VALUE k 0 2 5\r\nz!\r\nEND\r\n"),
+        (
+            b"set n 0 0 1\r\n1\r\ngets n\r\nincr n 1\r\ncas n 0 0 1 6\r\n9\r\n",
+            b"STORED\r\nVALUE n 0 1 6\r\n1\r\nEND\r\n2\r\nEXISTS\r\n",
+        ),
+        // The meta protocol shares the uniques.
+        (b"mg k c v\r\n", b"VA 2 c5\r\nz!\r\n"),
+        (b"ms k 1 C5 c\r\nQ\r\n", b"HD c7\r\n"),
+        (b"ms k 1 C5\r\nR\r\n", b"EX\r\n"),
+        (b"md k C5\r\nmd k C0\r\n", b"EX\r\nEX\r\n"),
+        (b"md k C7\r\nmg k\r\n", b"HD\r\nEN\r\n"),
+    ];
+    for (req, want) in cases {
+        exchange(&mut s, req, want);
+    }
     srv.shutdown();
 }
 
@@ -288,7 +358,24 @@ fn real_clients_and_cross_protocol() {
     assert_eq!(v.as_deref(), Some("from-memcache"));
     mc.set("n", 41u64, 0).unwrap();
     assert_eq!(mc.increment("n", 1).unwrap(), 42);
-    assert!(mc.add("mk", "again", 0).is_err());
+    // As against memcached: a failed add is NOT_STORED, which the crate
+    // reports as success without storing.
+    mc.add("mk", "again", 0).unwrap();
+    assert_eq!(
+        mc.get::<String>("mk").unwrap().as_deref(),
+        Some("from-memcache")
+    );
+    // gets + cas with default flags.
+    let got: std::collections::HashMap<String, (String, u32, Option<u64>)> =
+        mc.gets(&["mk"]).unwrap();
+    let unique = got["mk"].2.expect("gets returns a cas unique");
+    assert!(mc.cas("mk", "swapped", 0, unique).unwrap());
+    assert!(
+        !mc.cas("mk", "stale", 0, unique).unwrap(),
+        "a used unique is stale"
+    );
+    assert_eq!(mc.get::<String>("mk").unwrap().as_deref(), Some("swapped"));
+    mc.set("mk", "from-memcache", 0).unwrap();
     mc.delete("n").unwrap();
     let gone: Option<u64> = mc.get("n").unwrap();
     assert_eq!(gone, None);

@@ -269,8 +269,9 @@ impl<'a> EntryPtr<'a> {
         }
     }
 
+    /// Offset of the CAS field, `None` when the entry has none.
     #[inline]
-    fn cas_at(self) -> Option<usize> {
+    pub fn cas_at(self) -> Option<usize> {
         let b = self.bits();
         (b & CAS != 0).then(|| HEADER + if b & EXPIRES != 0 { 8 } else { 0 })
     }

@@ -47,8 +47,11 @@ mod entry;
 pub mod glob;
 mod table;
 
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
+
+use crossbeam_utils::CachePadded;
 
 use entry::{Entry, EntryPtr, Meta};
 use foldhash::fast::FixedState;
@@ -68,9 +71,12 @@ pub struct Config {
     /// Grow a shard's table once it is this percent full (55..=95).
     /// Lower trades memory for shorter probe sequences.
     pub load_factor: u8,
-    /// Keep real CAS tokens (a per-shard counter). When false every entry
-    /// reports CAS 0 and any CAS-conditioned store fails, like
-    /// Pogocache's `--cas no`.
+    /// Give every entry a CAS token when it is written (Pogocache's
+    /// `--cas yes`). When false (the default) an entry gets its token
+    /// lazily, the first time a reader asks for one ([`Store::get_cas`]),
+    /// so items never read with `gets` cost no memory for it. Either way
+    /// a token changes on every modification and CAS-conditioned stores
+    /// work.
     pub cas: bool,
     /// When memory is low, make room by evicting (true) or refuse inserts
     /// of new keys with [`StoreError::OutOfMemory`] (false).
@@ -79,9 +85,12 @@ pub struct Config {
     /// order) differs per process, which defeats hash-flooding.
     pub seed: Option<u64>,
     /// Optional budget for the bytes the entries themselves use (see
-    /// [`Store::bytes`]). Each shard gets an equal share; a shard over its
-    /// share behaves as if memory were low. Embedders without an RSS
-    /// monitor use this; the server leaves it `None` and samples RSS.
+    /// [`Store::bytes`]), for the whole store: a write that would take it
+    /// over evicts first (from its own shard while that shard holds more
+    /// than its share, else from other shards), so it holds for values of
+    /// any size. An entry larger than the whole budget is refused with
+    /// [`StoreError::OutOfMemory`]. Embedders without an RSS monitor use
+    /// this; the server derives it from `--maxmemory` and RSS samples.
     pub max_bytes: Option<usize>,
 }
 
@@ -180,8 +189,14 @@ impl<'a> EntryRef<'a> {
     pub fn flags(&self) -> u32 {
         self.0.flags()
     }
+    /// The CAS token, 0 when the entry has none (see [`Config::cas`]).
     pub fn cas(&self) -> u64 {
         self.0.cas()
+    }
+    /// The CAS token, `None` when none was ever handed out for this
+    /// version of the item: no CAS-conditioned write can match it.
+    pub fn cas_token(&self) -> Option<u64> {
+        self.0.cas_at().map(|_| self.0.cas())
     }
     /// Marked stale by the memcache meta protocol (`md ... I`).
     pub fn is_stale(&self) -> bool {
@@ -251,9 +266,16 @@ pub struct Store {
     load_factor: usize,
     cas: bool,
     evict: bool,
-    /// Per-shard byte budget (`usize::MAX`: none), see
+    /// Entry-byte budget for the whole store (`usize::MAX`: none), see
     /// [`Store::set_max_bytes`].
-    shard_budget: AtomicUsize,
+    budget: AtomicUsize,
+    /// Sum of every shard's `bytes`, kept by [`Locked`] when a guard that
+    /// changed its shard's bytes is released: one atomic add per write.
+    total: CachePadded<AtomicUsize>,
+    /// Where [`Store::evict_elsewhere`] looks for its next victim shard.
+    hand: AtomicUsize,
+    /// Last lazily assigned CAS token (see [`Config::cas`]).
+    tokens: AtomicU64,
     low_memory: AtomicBool,
     /// Live entries removed to make room (only under memory pressure, so
     /// a shared counter costs nothing on the fast path).
@@ -293,7 +315,10 @@ impl Store {
             load_factor: config.load_factor.clamp(55, 95) as usize,
             cas: config.cas,
             evict: config.evict,
-            shard_budget: AtomicUsize::new(Self::per_shard(config.max_bytes, n)),
+            budget: AtomicUsize::new(config.max_bytes.unwrap_or(usize::MAX)),
+            total: CachePadded::new(AtomicUsize::new(0)),
+            hand: AtomicUsize::new(0),
+            tokens: AtomicU64::new(0),
             low_memory: AtomicBool::new(false),
             evictions: AtomicU64::new(0),
             expirations: AtomicU64::new(0),
@@ -317,19 +342,13 @@ impl Store {
         self.low_memory.store(low, Ordering::Relaxed);
     }
 
-    fn per_shard(max_bytes: Option<usize>, shards: usize) -> usize {
-        max_bytes.map(|b| (b / shards).max(1)).unwrap_or(usize::MAX)
-    }
-
     /// Changes the entry-byte budget ([`Config::max_bytes`]) at run time.
     /// A server that knows its memory limit in RSS terms converts it to
     /// entry bytes from the overhead it observes and sets it here, so the
     /// limit holds between its RSS samples.
     pub fn set_max_bytes(&self, max_bytes: Option<usize>) {
-        self.shard_budget.store(
-            Self::per_shard(max_bytes, self.shards.len()),
-            Ordering::Relaxed,
-        );
+        self.budget
+            .store(max_bytes.unwrap_or(usize::MAX), Ordering::Relaxed);
     }
 
     /// Live entries evicted to make room since creation.
@@ -367,13 +386,30 @@ impl Store {
     }
 
     #[inline]
-    fn lock_index(&self, i: usize) -> MutexGuard<'_, Shard> {
+    fn lock_index(&self, i: usize) -> Locked<'_> {
         // A poisoned lock can only follow a panic, which ends the process
         // in release builds (panic = "abort"); in tests keep going.
-        self.shards[i]
-            .lock
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        Locked::new(
+            self.shards[i]
+                .lock
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+            &self.total,
+        )
+    }
+
+    /// Locks shard `i` only if it is free (eviction from other shards
+    /// while holding one's own lock must never wait: two writers could
+    /// wait on each other).
+    #[inline]
+    fn try_lock_index(&self, i: usize) -> Option<Locked<'_>> {
+        match self.shards[i].lock.try_lock() {
+            Ok(g) => Some(Locked::new(g, &self.total)),
+            Err(std::sync::TryLockError::Poisoned(e)) => {
+                Some(Locked::new(e.into_inner(), &self.total))
+            }
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
     }
 
     /// Republishes shard `i`'s bucket array for [`Store::prefetch`] after
@@ -424,7 +460,7 @@ impl Store {
     }
 
     #[inline]
-    fn lock(&self, key: &[u8]) -> (u64, MutexGuard<'_, Shard>) {
+    fn lock(&self, key: &[u8]) -> (u64, Locked<'_>) {
         let hash = self.hash(key);
         (hash, self.lock_index(self.shard_of(hash)))
     }
@@ -435,7 +471,6 @@ impl Store {
         Cx {
             hasher: &self.hasher,
             load_factor: self.load_factor,
-            with_cas: self.cas,
         }
     }
 
@@ -475,12 +510,116 @@ impl Store {
             }
             return f(Some(EntryRef(shard.table.at(i))));
         }
-        let dead = shard.table.remove(i, &self.hasher);
-        shard.bytes -= dead.size();
+        let dead = shard.remove_dead(i, &self.hasher);
         drop(shard);
         drop(dead);
         self.expired(1);
         f(None)
+    }
+
+    /// Like [`Store::get`] (or [`Store::peek`] when `touch` is false), but
+    /// the entry passed to `f` always carries a CAS token: one that has
+    /// none yet gets the next value of its shard's counter (the entry is
+    /// rebuilt 8 bytes larger). This is how memcache `gets`, `gats` and
+    /// meta `c` hand out uniques without every item paying for one: a
+    /// modification builds a new entry without a token, and the next
+    /// reader gets a higher counter value, so a token never repeats for a
+    /// key.
+    pub fn get_cas<R>(
+        &self,
+        key: &[u8],
+        now: i64,
+        touch: bool,
+        f: impl FnOnce(Option<EntryRef<'_>>) -> R,
+    ) -> R {
+        let (hash, mut guard) = self.lock(key);
+        let shard = &mut *guard;
+        let (found, dead) = self.find_live(shard, hash, key, now);
+        let Some(i) = found else {
+            drop(guard);
+            drop(dead);
+            return f(None);
+        };
+        if touch {
+            shard.table.entry_mut(i).set_access(secs(now));
+        }
+        let mut old = None;
+        if shard.table.at(i).cas_at().is_none() {
+            let token = self.next_token(shard);
+            let e = shard.table.at(i);
+            let marks = e.marks();
+            let new = Entry::new(
+                e.key(),
+                &[e.value()],
+                Meta {
+                    expires: e.expires(),
+                    cas: token,
+                    with_cas: true,
+                    access: e.access(),
+                    flags: e.flags(),
+                },
+            );
+            let size = new.size();
+            let prev = shard.table.replace(i, hash, new);
+            shard.bytes = shard.bytes + size - prev.size();
+            shard.table.entry_mut(i).mark(marks, 0);
+            old = Some(prev);
+        }
+        let r = f(Some(EntryRef(shard.table.at(i))));
+        drop(guard);
+        drop(old);
+        r
+    }
+
+    /// A token value never handed out before: the shard's counter with
+    /// `--cas yes` (every write bumps it), else the store-wide counter of
+    /// lazily assigned tokens. One mode, one sequence, so a key's token
+    /// never repeats.
+    #[inline]
+    fn next_token(&self, shard: &mut Shard) -> u64 {
+        if self.cas {
+            shard.cas += 1;
+            shard.cas
+        } else {
+            self.tokens.fetch_add(1, Ordering::Relaxed) + 1
+        }
+    }
+
+    /// The token for an in-place change of the entry in bucket `i` (the
+    /// shard counter was already bumped for this write): a fresh one if
+    /// the entry carries a token field, else 0 (nothing to change).
+    #[inline]
+    fn new_token(&self, shard: &mut Shard, i: usize) -> u64 {
+        if self.cas {
+            shard.cas
+        } else if shard.table.at(i).cas_at().is_some() {
+            self.next_token(shard)
+        } else {
+            0
+        }
+    }
+
+    /// Finds `key`'s entry. A dead one is removed here (and counted as
+    /// expired), so a command that touched it, even one that then fails,
+    /// leaves no dead entry behind; it is returned to be freed after the
+    /// lock. The index returned is always a live entry.
+    #[inline]
+    fn find_live(
+        &self,
+        shard: &mut Shard,
+        hash: u64,
+        key: &[u8],
+        now: i64,
+    ) -> (Option<usize>, Option<Entry>) {
+        let Some(i) = shard.table.find(hash, |e| e.key() == key) else {
+            return (None, None);
+        };
+        if shard.table.at(i).is_alive(now) {
+            return (Some(i), None);
+        }
+        let dead = shard.remove_dead(i, &self.hasher);
+        self.expired(1);
+        (None, Some(dead))
     }
 
     /// Returns `None` if the key is missing or dead, `Some(None)` if it
@@ -516,30 +655,30 @@ impl Store {
             return Err(StoreError::TooLarge);
         }
         let (hash, mut guard) = self.lock(key);
-        let shard = &mut *guard;
+        let shard = &mut guard;
         shard.cas += 1;
         let cas = if self.cas { shard.cas } else { 0 };
-        let found = shard.table.find(hash, |e| e.key() == key);
+        let (found, dead) = self.find_live(shard, hash, key, now);
         let old = found.map(|i| shard.table.at(i));
-        let old_live = old.is_some_and(|e| e.is_alive(now));
         let allowed = match opts.cond {
             Cond::Always => true,
-            Cond::Nx => !old_live,
-            Cond::Xx => old_live,
+            Cond::Nx => old.is_none(),
+            Cond::Xx => old.is_some(),
         } && match opts.cas {
             None => true,
-            Some(c) => old_live && self.cas && old.is_some_and(|e| e.cas() == c),
+            // Only an entry that handed out a token can match one.
+            Some(c) => old.is_some_and(|e| e.cas_at().is_some() && e.cas() == c),
         };
         if !allowed {
-            return Ok(SetOutcome::NotStored { existed: old_live });
+            let existed = old.is_some();
+            drop(guard);
+            drop(dead);
+            return Ok(SetOutcome::NotStored { existed });
         }
         let expires = match opts.expiry {
             Expiry::Never => 0,
             Expiry::At(t) => t.max(1),
-            Expiry::Keep => match old {
-                Some(e) if old_live => e.expires(),
-                _ => 0,
-            },
+            Expiry::Keep => old.map(|e| e.expires()).unwrap_or(0),
         };
         let meta = Meta {
             expires,
@@ -548,64 +687,177 @@ impl Store {
             access: secs(now),
             flags: opts.flags,
         };
-        let old = match (found, old) {
-            (Some(i), Some(e)) => {
-                if old_live {
-                    on_replaced(EntryRef(e));
-                } else {
-                    // The dead entry expired; the key is new again.
-                    self.expired(1);
-                    shard.inserts += 1;
-                }
-                let new = Entry::new(key, &[value], meta);
-                let size = new.size();
-                let old = shard.table.replace(i, hash, new);
-                shard.bytes = shard.bytes - old.size() + size;
-                (Some(old), Evicted::default())
-            }
-            _ => {
-                let evicted = self.make_room(shard, hash, now)?;
-                let new = Entry::new(key, &[value], meta);
-                shard.insert(new, hash, &self.cx());
-                self.publish_for(hash, shard);
-                (None, evicted)
+        let new = Entry::new(key, &[value], meta);
+        let mut evicted = Evicted::default();
+        let placed = self.place(shard, found, hash, key, new, now, &mut evicted);
+        let replaced = match placed {
+            Ok(old) => old,
+            Err(e) => {
+                drop(guard);
+                drop(dead);
+                return Err(e);
             }
         };
+        if let Some(old) = &replaced {
+            on_replaced(EntryRef(old.as_ptr()));
+        }
         drop(guard);
-        drop(old);
-        Ok(SetOutcome::Stored { replaced: old_live })
+        drop(replaced);
+        drop(dead);
+        drop(evicted);
+        Ok(SetOutcome::Stored {
+            replaced: found.is_some(),
+        })
     }
 
-    /// Called before inserting a new key: when memory is low, evict from
-    /// the same shard (or refuse, with eviction off). Over the RSS limit
-    /// (the low-memory flag) that is one entry per insert, Pogocache's
-    /// rule; over the byte budget it is as many as bring the shard back
-    /// under it, up to `EVICT_MAX` per insert, so a shrinking budget
-    /// actually frees memory instead of holding it steady.
-    fn make_room(&self, shard: &mut Shard, hash: u64, now: i64) -> Result<Evicted, StoreError> {
-        let mut out = Evicted::default();
-        let budget = self.shard_budget.load(Ordering::Relaxed);
-        if !self.low_memory.load(Ordering::Relaxed) && shard.bytes <= budget {
-            return Ok(out);
+    /// Puts `new` in place of the live entry in bucket `found`, or inserts
+    /// it. When that grows the store it first makes room ([`make_room`]),
+    /// which may refuse. Returns the replaced entry, to be freed (with
+    /// `evicted`) after the lock.
+    ///
+    /// [`make_room`]: Store::make_room
+    #[allow(clippy::too_many_arguments)]
+    fn place(
+        &self,
+        shard: &mut Locked<'_>,
+        mut found: Option<usize>,
+        hash: u64,
+        key: &[u8],
+        new: Entry,
+        now: i64,
+        evicted: &mut Evicted,
+    ) -> Result<Option<Entry>, StoreError> {
+        let old_size = found.map(|i| shard.table.at(i).size()).unwrap_or(0);
+        let grow = new.size().saturating_sub(old_size);
+        if grow > 0 && self.make_room(shard, hash, now, grow, found.is_none(), evicted)? {
+            // Evicting from this shard shifts probe runs: find the key's
+            // bucket again (eviction never takes the key's own entry).
+            if found.is_some() {
+                found = shard.table.find(hash, |e| e.key() == key);
+            }
         }
-        if !self.evict {
+        Ok(match found {
+            Some(i) => {
+                let size = new.size();
+                let old = shard.table.replace(i, hash, new);
+                shard.bytes = shard.bytes + size - old.size();
+                Some(old)
+            }
+            None => {
+                shard.insert(new, hash, &self.cx());
+                self.publish_for(hash, shard);
+                None
+            }
+        })
+    }
+
+    /// Would `grow` more bytes take the store over its budget? Counts
+    /// what this shard's open guard has changed but not yet published.
+    #[inline]
+    fn over_budget(&self, shard: &Locked<'_>, grow: usize, budget: usize) -> bool {
+        let total = self.total.load(Ordering::Relaxed) as isize + shard.pending();
+        total.max(0) as usize + grow > budget
+    }
+
+    /// Makes room before a write grows the store by `grow` bytes. Over
+    /// the RSS limit (the low-memory flag) at least one entry goes per
+    /// write, Pogocache's rule; over the byte budget, as many as bring the
+    /// store back under it (up to a cap that scales with `grow`, so one
+    /// large value can displace many small ones while a shrinking budget
+    /// is caught up gradually). Victims come from this shard while it
+    /// holds more than its share of the budget, else from other shards,
+    /// so a value larger than a shard's share still finds room. With
+    /// eviction off, only a write of a new key (`new_key`) is refused. A
+    /// single entry larger than the whole budget is refused. Returns
+    /// whether entries of this shard were evicted.
+    fn make_room(
+        &self,
+        shard: &mut Locked<'_>,
+        hash: u64,
+        now: i64,
+        grow: usize,
+        new_key: bool,
+        evicted: &mut Evicted,
+    ) -> Result<bool, StoreError> {
+        let budget = self.budget.load(Ordering::Relaxed);
+        let low = self.low_memory.load(Ordering::Relaxed);
+        if !low && !self.over_budget(shard, grow, budget) {
+            return Ok(false);
+        }
+        if grow > budget {
             return Err(StoreError::OutOfMemory);
         }
-        for slot in out.0.iter_mut() {
-            let Some(e) = shard.evict_one(hash, now, &self.hasher) else {
-                break;
-            };
-            if e.is_alive(now) {
-                self.evictions.fetch_add(1, Ordering::Relaxed);
+        if !self.evict {
+            return if new_key {
+                Err(StoreError::OutOfMemory)
             } else {
-                self.expired(1);
-            }
-            *slot = Some(e);
-            if shard.bytes <= budget {
+                Ok(false)
+            };
+        }
+        let share = budget / self.shards.len();
+        let cap = EVICT_MAX + grow / 128;
+        let mut local = false;
+        for n in 0..cap {
+            if n > 0 && !self.over_budget(shard, grow, budget) {
                 break;
+            }
+            let e = if shard.bytes > share {
+                shard.evict_one(hash, now, &self.hasher)
+            } else {
+                None
+            };
+            let e = match e {
+                Some(e) => Some(e),
+                None => match self.evict_elsewhere(hash, now) {
+                    true => continue,
+                    false => shard.evict_one(hash, now, &self.hasher),
+                },
+            };
+            let Some(e) = e else { break };
+            local = true;
+            self.count_removed(&e, now);
+            evicted.push(e);
+        }
+        Ok(local)
+    }
+
+    /// Counts a removed entry as an eviction (alive) or expiration (dead).
+    #[inline]
+    fn count_removed(&self, e: &Entry, now: i64) {
+        if e.is_alive(now) {
+            self.evictions.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.expired(1);
+        }
+    }
+
+    /// Evicts one entry from another shard: a clock hand walks the
+    /// shards from where the last such eviction left off, skipping empty
+    /// ones and any whose lock is held, so victims spread evenly over the
+    /// store and a sparse store (a few large values in thousands of
+    /// shards) costs a walk proportional to its emptiness, not a failure.
+    /// Returns whether one was evicted (and freed).
+    fn evict_elsewhere(&self, hash: u64, now: i64) -> bool {
+        let count = self.shards.len();
+        let own = self.shard_of(hash);
+        let start = self.hand.load(Ordering::Relaxed);
+        for k in 0..count {
+            let j = (start + k) % count;
+            if j == own {
+                continue;
+            }
+            let Some(mut other) = self.try_lock_index(j) else {
+                continue;
+            };
+            if let Some(e) = other.evict_one(hash.rotate_left(k as u32 % 64), now, &self.hasher) {
+                drop(other);
+                self.hand.store(j + 1, Ordering::Relaxed);
+                self.count_removed(&e, now);
+                drop(e);
+                return true;
             }
         }
-        Ok(out)
+        false
     }
 
     /// Deletes a live key. Returns whether one was deleted.
@@ -614,8 +866,7 @@ impl Store {
         let Some(i) = shard.table.find(hash, |e| e.key() == key) else {
             return false;
         };
-        let e = shard.table.remove(i, &self.hasher);
-        shard.bytes -= e.size();
+        let e = shard.remove_dead(i, &self.hasher);
         if shard.maybe_shrink(&self.hasher) {
             self.publish_for(hash, &shard);
         }
@@ -634,45 +885,44 @@ impl Store {
         let (hash, mut guard) = self.lock(key);
         let shard = &mut *guard;
         shard.cas += 1;
-        let cas = if self.cas { shard.cas } else { 0 };
-        let Some(i) = shard.table.find(hash, |e| e.key() == key) else {
+        let (found, dead) = self.find_live(shard, hash, key, now);
+        let Some(i) = found else {
+            drop(guard);
+            drop(dead);
             return false;
         };
-        let alive = shard.table.at(i).is_alive(now);
+        let cas = self.new_token(shard, i);
         let mut replaced = None;
-        if alive {
-            let ex = expires.map(|t| t.max(1)).unwrap_or(0);
-            let mut m = shard.table.entry_mut(i);
-            if m.set_expiry(ex, cas) {
-                m.set_access(secs(now));
-            } else {
-                // No room for an expiry in this entry: rebuild it with one.
-                let old = shard.table.at(i);
-                let meta = Meta {
-                    expires: ex,
-                    cas,
-                    with_cas: self.cas,
-                    access: secs(now),
-                    flags: old.flags(),
-                };
-                let new = Entry::new(old.key(), &[old.value()], meta);
-                let size = new.size();
-                let old = shard.table.replace(i, hash, new);
-                shard.bytes = shard.bytes + size - old.size();
-                replaced = Some(old);
-            }
+        let ex = expires.map(|t| t.max(1)).unwrap_or(0);
+        let mut m = shard.table.entry_mut(i);
+        if m.set_expiry(ex, cas) {
+            m.set_access(secs(now));
+        } else {
+            // No room for an expiry in this entry: rebuild it with one
+            // (keeping its token field, with a new value, if it had one).
+            let old = shard.table.at(i);
+            let meta = Meta {
+                expires: ex,
+                cas,
+                with_cas: self.cas || old.cas_at().is_some(),
+                access: secs(now),
+                flags: old.flags(),
+            };
+            let new = Entry::new(old.key(), &[old.value()], meta);
+            let size = new.size();
+            let old = shard.table.replace(i, hash, new);
+            shard.bytes = shard.bytes + size - old.size();
+            replaced = Some(old);
         }
         let mut removed = None;
         if !shard.table.at(i).is_alive(now) {
-            let e = shard.table.remove(i, &self.hasher);
-            shard.bytes -= e.size();
-            removed = Some(e);
+            removed = Some(shard.remove_dead(i, &self.hasher));
             self.expired(1);
         }
         drop(guard);
         drop(replaced);
         drop(removed);
-        alive
+        true
     }
 
     /// Memcache meta invalidation: marks a live key stale (it is still
@@ -682,15 +932,14 @@ impl Store {
         let (hash, mut guard) = self.lock(key);
         let shard = &mut *guard;
         shard.cas += 1;
-        let cas = if self.cas { shard.cas } else { 0 };
-        let Some(i) = shard.table.find(hash, |e| e.key() == key) else {
+        let (found, dead) = self.find_live(shard, hash, key, now);
+        let Some(i) = found else {
+            drop(guard);
+            drop(dead);
             return false;
         };
-        let e = shard.table.at(i);
-        if !e.is_alive(now) {
-            return false;
-        }
-        let expires = e.expires();
+        let cas = self.new_token(shard, i);
+        let expires = shard.table.at(i).expires();
         let mut m = shard.table.entry_mut(i);
         m.mark(entry::STALE, entry::WON);
         m.set_expiry(expires, cas);
@@ -701,17 +950,17 @@ impl Store {
     /// caller (which should refill the item), `Some(false)` after that,
     /// `None` when the key is missing. Writing a new value re-arms it.
     pub fn claim_win(&self, key: &[u8], now: i64) -> Option<bool> {
-        let (hash, mut shard) = self.lock(key);
-        let i = shard.table.find(hash, |e| e.key() == key)?;
-        let e = shard.table.at(i);
-        if !e.is_alive(now) {
-            return None;
-        }
-        if e.marks() & entry::WON != 0 {
-            return Some(false);
-        }
-        shard.table.entry_mut(i).mark(entry::WON, 0);
-        Some(true)
+        let (hash, mut guard) = self.lock(key);
+        let shard = &mut *guard;
+        let (found, dead) = self.find_live(shard, hash, key, now);
+        let won = found.map(|i| {
+            let first = shard.table.at(i).marks() & entry::WON == 0;
+            shard.table.entry_mut(i).mark(entry::WON, 0);
+            first
+        });
+        drop(guard);
+        drop(dead);
+        won
     }
 
     /// Refreshes the last-access time of a live key. Returns whether it
@@ -734,61 +983,78 @@ impl Store {
         f: impl FnOnce(Option<&[u8]>, &mut Vec<u8>) -> Result<(R, bool), E>,
     ) -> Result<R, UpdateError<E>> {
         let (hash, mut guard) = self.lock(key);
-        let shard = &mut *guard;
+        let shard = &mut guard;
         shard.cas += 1;
         let cas = if self.cas { shard.cas } else { 0 };
-        let found = shard.table.find(hash, |e| e.key() == key);
-        let live = found.is_some_and(|i| shard.table.at(i).is_alive(now));
+        let (found, dead) = self.find_live(shard, hash, key, now);
         scratch.clear();
-        let (r, write) = match found {
-            Some(i) if live => f(Some(shard.table.at(i).value()), scratch),
-            _ => f(None, scratch),
-        }
-        .map_err(UpdateError::Op)?;
-        if !write {
-            return Ok(r);
-        }
-        if scratch.len() > MAX_VALUE_LEN {
-            return Err(UpdateError::Store(StoreError::TooLarge));
-        }
-        let old = self.write_back(
-            shard,
-            found,
-            live,
-            hash,
-            key,
-            now,
-            cas,
-            Edit::Whole(scratch),
-        );
-        drop(guard);
-        drop(old);
-        Ok(r)
+        let res = match found {
+            Some(i) => f(Some(shard.table.at(i).value()), scratch),
+            None => f(None, scratch),
+        };
+        let r = match res {
+            Ok((r, true)) if scratch.len() > MAX_VALUE_LEN => {
+                drop(r);
+                Err(UpdateError::Store(StoreError::TooLarge))
+            }
+            Ok((r, true)) => {
+                let mut evicted = Evicted::default();
+                match self.write_back(
+                    shard,
+                    found,
+                    hash,
+                    key,
+                    now,
+                    cas,
+                    Edit::Whole(scratch),
+                    &mut evicted,
+                ) {
+                    Ok(old) => {
+                        drop(guard);
+                        drop(old);
+                        drop(evicted);
+                        Ok(r)
+                    }
+                    Err(e) => Err(UpdateError::Store(e)),
+                }
+            }
+            Ok((r, false)) => Ok(r),
+            Err(e) => Err(UpdateError::Op(e)),
+        };
+        drop(dead);
+        r
     }
 
-    /// The end of every read-modify-write: builds and places the new
-    /// entry, republishes the table for prefetching, and counts a dead
-    /// entry it replaced as expired (the key is new again). Returns the
-    /// entry to free after the lock.
+    /// The end of every read-modify-write: builds the new entry from
+    /// `edit` applied to the live entry in bucket `found` (or to nothing),
+    /// keeping its expiry and flags, and places it ([`Store::place`]).
+    /// Returns the replaced entry, to free after the lock.
     #[allow(clippy::too_many_arguments)]
     fn write_back(
         &self,
-        shard: &mut Shard,
+        shard: &mut Locked<'_>,
         found: Option<usize>,
-        live: bool,
         hash: u64,
         key: &[u8],
         now: i64,
         cas: u64,
         edit: Edit<'_>,
-    ) -> Option<Entry> {
-        let old = shard.write_back(found, live, hash, key, now, cas, edit, &self.cx());
-        self.publish_for(hash, shard);
-        if found.is_some() && !live {
-            self.expired(1);
-            shard.inserts += 1;
-        }
-        old
+        evicted: &mut Evicted,
+    ) -> Result<Option<Entry>, StoreError> {
+        let old = found.map(|i| shard.table.at(i));
+        let (expires, flags) = old.map(|e| (e.expires(), e.flags())).unwrap_or((0, 0));
+        let new = Entry::new(
+            key,
+            &edit.parts(old.map(|e| e.value()).unwrap_or_default()),
+            Meta {
+                expires,
+                cas,
+                with_cas: self.cas,
+                access: secs(now),
+                flags,
+            },
+        );
+        self.place(shard, found, hash, key, new, now, evicted)
     }
 
     /// APPEND/PREPEND `data` to a live value, keeping expiry and flags.
@@ -804,35 +1070,37 @@ impl Store {
         now: i64,
     ) -> Result<Option<usize>, StoreError> {
         let (hash, mut guard) = self.lock(key);
-        let shard = &mut *guard;
-        let found = shard.table.find(hash, |e| e.key() == key);
-        let live = found.is_some_and(|i| shard.table.at(i).is_alive(now));
-        if !live && !create {
-            return Ok(None);
-        }
-        let old_len = match found {
-            Some(i) if live => shard.table.at(i).value().len(),
-            _ => 0,
+        let shard = &mut guard;
+        let (found, dead) = self.find_live(shard, hash, key, now);
+        let old_len = found.map(|i| shard.table.at(i).value().len());
+        let len = old_len.unwrap_or(0) + data.len();
+        let res = if old_len.is_none() && !create {
+            Ok(None)
+        } else if len > MAX_VALUE_LEN {
+            Err(StoreError::TooLarge)
+        } else {
+            shard.cas += 1;
+            let cas = if self.cas { shard.cas } else { 0 };
+            let mut evicted = Evicted::default();
+            let placed = self.write_back(
+                shard,
+                found,
+                hash,
+                key,
+                now,
+                cas,
+                Edit::Add(side, data),
+                &mut evicted,
+            );
+            placed.map(|old| {
+                drop(guard);
+                drop(old);
+                drop(evicted);
+                Some(len)
+            })
         };
-        let len = old_len + data.len();
-        if len > MAX_VALUE_LEN {
-            return Err(StoreError::TooLarge);
-        }
-        shard.cas += 1;
-        let cas = if self.cas { shard.cas } else { 0 };
-        let dropped = self.write_back(
-            shard,
-            found,
-            live,
-            hash,
-            key,
-            now,
-            cas,
-            Edit::Add(side, data),
-        );
-        drop(guard);
-        drop(dropped);
-        Ok(Some(len))
+        drop(dead);
+        res
     }
 
     /// Live entries that carry an expiry (INFO's keyspace `expires`).
@@ -865,9 +1133,7 @@ impl Store {
     /// Bytes used by entries (header + key + value each), excluding table
     /// slots and allocator overhead.
     pub fn bytes(&self) -> usize {
-        (0..self.shards.len())
-            .map(|i| self.lock_index(i).bytes)
-            .sum()
+        self.total.load(Ordering::Relaxed)
     }
 
     /// New-key inserts since creation, counting a key written again after
@@ -1054,63 +1320,89 @@ impl<'a> Edit<'a> {
     }
 }
 
-impl Shard {
-    /// Builds the entry for `key` from `edit` applied to the old live
-    /// value (or to nothing), keeping the old live entry's expiry and
-    /// flags, and puts it in bucket `found` or inserts it. Returns the
-    /// replaced entry, to be freed outside the lock.
-    #[allow(clippy::too_many_arguments)]
-    fn write_back(
-        &mut self,
-        found: Option<usize>,
-        live: bool,
-        hash: u64,
-        key: &[u8],
-        now: i64,
-        cas: u64,
-        edit: Edit<'_>,
-        cx: &Cx<'_>,
-    ) -> Option<Entry> {
-        let old = found.filter(|_| live).map(|i| self.table.at(i));
-        let (expires, flags) = old.map(|e| (e.expires(), e.flags())).unwrap_or((0, 0));
-        let new = Entry::new(
-            key,
-            &edit.parts(old.map(|e| e.value()).unwrap_or_default()),
-            Meta {
-                expires,
-                cas,
-                with_cas: cx.with_cas,
-                access: secs(now),
-                flags,
-            },
-        );
-        match found {
-            Some(i) => {
-                let size = new.size();
-                let old = self.table.replace(i, hash, new);
-                self.bytes = self.bytes + size - old.size();
-                Some(old)
-            }
-            None => {
-                self.insert(new, hash, cx);
-                None
-            }
+/// Most entries one insert evicts when the shard is over its byte budget.
+const EVICT_MAX: usize = 8;
+
+/// Entries removed from the writer's own shard to make room for one
+/// write, freed after its lock: the first few inline (no allocation on
+/// the common path), any more in a vector.
+#[derive(Default)]
+struct Evicted {
+    few: [Option<Entry>; EVICT_MAX],
+    n: usize,
+    more: Vec<Entry>,
+}
+
+impl Evicted {
+    fn push(&mut self, e: Entry) {
+        if self.n < EVICT_MAX {
+            self.few[self.n] = Some(e);
+            self.n += 1;
+        } else {
+            self.more.push(e);
         }
     }
 }
 
-/// Most entries one insert evicts when the shard is over its byte budget.
-const EVICT_MAX: usize = 8;
+/// A locked shard that publishes its byte delta to the store-wide total
+/// when released, so every path that changes `bytes` (writes, sweeps,
+/// evictions, clears) keeps [`Store::bytes`] exact without an atomic per
+/// internal step.
+struct Locked<'a> {
+    guard: MutexGuard<'a, Shard>,
+    before: usize,
+    total: &'a AtomicUsize,
+}
 
-/// Entries removed to make room for one insert, freed after the lock.
-#[derive(Default)]
-struct Evicted([Option<Entry>; EVICT_MAX]);
+impl<'a> Locked<'a> {
+    #[inline]
+    fn new(guard: MutexGuard<'a, Shard>, total: &'a AtomicUsize) -> Locked<'a> {
+        let before = guard.bytes;
+        Locked {
+            guard,
+            before,
+            total,
+        }
+    }
+
+    /// Bytes changed under this guard, not yet in the total.
+    #[inline]
+    fn pending(&self) -> isize {
+        self.guard.bytes as isize - self.before as isize
+    }
+}
+
+impl Deref for Locked<'_> {
+    type Target = Shard;
+    #[inline]
+    fn deref(&self) -> &Shard {
+        &self.guard
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Shard {
+        &mut self.guard
+    }
+}
+
+impl Drop for Locked<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        let after = self.guard.bytes;
+        if after > self.before {
+            self.total.fetch_add(after - self.before, Ordering::Relaxed);
+        } else if after < self.before {
+            self.total.fetch_sub(self.before - after, Ordering::Relaxed);
+        }
+    }
+}
 
 /// What shard methods need from the store's configuration.
 struct Cx<'a> {
     hasher: &'a FixedState,
     load_factor: usize,
-    with_cas: bool,
 }
 
 /// Error from [`Store::update`]: the caller's own failure, or the store's.
@@ -1121,6 +1413,14 @@ pub enum UpdateError<E> {
 }
 
 impl Shard {
+    /// Removes the entry in bucket `i` and takes its bytes off.
+    #[inline]
+    fn remove_dead(&mut self, i: usize, h: &FixedState) -> Entry {
+        let e = self.table.remove(i, h);
+        self.bytes -= e.size();
+        e
+    }
+
     fn insert(&mut self, e: Entry, hash: u64, cx: &Cx<'_>) {
         let len = self.table.len();
         let mut n = self.table.num_buckets();

@@ -150,7 +150,8 @@ fn cas_tokens_follow_the_per_shard_counter() {
         st.set(b"zz", b"b", &missing, S).unwrap(),
         SetOutcome::NotStored { existed: false }
     );
-    // Without CAS support every CAS store fails.
+    // Lazy mode: an entry nobody asked a token of has none, and no CAS
+    // store can match it (not even 0).
     let st = small(false);
     st.set(b"c", b"a", &SetOptions::default(), S).unwrap();
     assert_eq!(st.get(b"c", S, |e| e.unwrap().cas()), 0);
@@ -658,4 +659,256 @@ fn prefetch_hints_change_nothing() {
         let want = (i % 3 != 0).then(|| b"v".to_vec());
         assert_eq!(get(&st, format!("k{i}").as_bytes(), S), want, "k{i}");
     }
+}
+
+#[test]
+fn lazy_cas_tokens_cost_nothing_until_asked_for_and_change_on_every_write() {
+    let st = small(false);
+    let plain = SetOptions::default();
+    st.set(b"k", b"v1", &plain, S).unwrap();
+    let bytes = st.bytes();
+    let t1 = st.get_cas(b"k", S, true, |e| e.unwrap().cas());
+    assert!(t1 > 0);
+    assert_eq!(st.bytes(), bytes + 8, "the token field is added on demand");
+    // Asking again hands out the same token and costs nothing more.
+    assert_eq!(st.get_cas(b"k", S, false, |e| e.unwrap().cas()), t1);
+    assert_eq!(st.get(b"k", S, |e| e.unwrap().cas()), t1);
+    assert_eq!(st.bytes(), bytes + 8);
+    // The token stores once; a stale token then fails.
+    let with = |c| SetOptions {
+        cas: Some(c),
+        ..Default::default()
+    };
+    assert_eq!(
+        st.set(b"k", b"v2", &with(t1), S).unwrap(),
+        SetOutcome::Stored { replaced: true }
+    );
+    assert_eq!(st.bytes(), bytes, "the new version has no token yet");
+    assert_eq!(
+        st.set(b"k", b"v3", &with(t1), S).unwrap(),
+        SetOutcome::NotStored { existed: true }
+    );
+    let t2 = st.get_cas(b"k", S, true, |e| e.unwrap().cas());
+    assert!(t2 > t1, "a token never repeats for a key");
+    // In-place changes (TTL, invalidation) give a new token too.
+    assert!(st.expire(b"k", Some(100 * S), S));
+    let t3 = st.get_cas(b"k", S, true, |e| e.unwrap().cas());
+    assert!(t3 > t2);
+    assert!(st.expire(b"k", None, S));
+    let t4 = st.get_cas(b"k", S, true, |e| e.unwrap().cas());
+    assert!(t4 > t3);
+    assert!(st.invalidate(b"k", S));
+    let (t5, stale) = st.get_cas(b"k", S, true, |e| {
+        let e = e.unwrap();
+        (e.cas(), e.is_stale())
+    });
+    assert!(t5 > t4 && stale);
+    // Read-modify-writes build new versions.
+    let mut scratch = Vec::new();
+    st.append(b"k", b"+", Side::Append, false, S).unwrap();
+    assert_eq!(st.get(b"k", S, |e| e.unwrap().cas()), 0);
+    let t6 = st.get_cas(b"k", S, true, |e| e.unwrap().cas());
+    st.update(b"k", S, &mut scratch, |_, b| {
+        b.extend_from_slice(b"x");
+        Ok::<_, ()>(((), true))
+    })
+    .unwrap();
+    let t7 = st.get_cas(b"k", S, true, |e| e.unwrap().cas());
+    assert!(t7 > t6 && t6 > t5);
+    assert!(
+        st.get_cas(b"missing", S, true, |e| e.is_none()),
+        "a miss is a miss"
+    );
+}
+
+#[test]
+fn lazy_token_rebuild_keeps_every_field() {
+    let st = small(false);
+    st.set(
+        b"f",
+        b"value",
+        &SetOptions {
+            flags: 42,
+            expiry: Expiry::At(50 * S),
+            ..Default::default()
+        },
+        S,
+    )
+    .unwrap();
+    assert_eq!(st.claim_win(b"f", S), Some(true));
+    let got = st.get_cas(b"f", 2 * S, true, |e| {
+        let e = e.unwrap();
+        (
+            e.value().to_vec(),
+            e.flags(),
+            e.expires(),
+            e.win_claimed(),
+            e.cas() > 0,
+        )
+    });
+    assert_eq!(got, (b"value".to_vec(), 42, Some(50 * S), true, true));
+    assert_eq!(st.claim_win(b"f", S), Some(false));
+}
+
+/// A command that meets a dead entry removes it, even when the command
+/// itself then fails (a failed XX, CAS, append, counter or meta step), so
+/// `len` (DBSIZE) never counts what a client already saw as gone.
+#[test]
+fn failing_writes_on_dead_entries_remove_them() {
+    let st = small(true);
+    let dead = |st: &Store, k: &[u8]| {
+        st.set(k, b"v", &opts(Expiry::At(2 * S), Cond::Always), S)
+            .unwrap();
+    };
+    let now = 3 * S;
+    let mut scratch = Vec::new();
+    dead(&st, b"xx");
+    assert_eq!(
+        st.set(b"xx", b"w", &opts(Expiry::Never, Cond::Xx), now)
+            .unwrap(),
+        SetOutcome::NotStored { existed: false }
+    );
+    dead(&st, b"cas");
+    let c = SetOptions {
+        cas: Some(1),
+        ..Default::default()
+    };
+    assert_eq!(
+        st.set(b"cas", b"w", &c, now).unwrap(),
+        SetOutcome::NotStored { existed: false }
+    );
+    dead(&st, b"app");
+    assert_eq!(st.append(b"app", b"x", Side::Append, false, now), Ok(None));
+    dead(&st, b"pre");
+    assert_eq!(st.append(b"pre", b"x", Side::Prepend, false, now), Ok(None));
+    dead(&st, b"incr");
+    let r: Result<(), UpdateError<&str>> =
+        st.update(b"incr", now, &mut scratch, |old, _| match old {
+            None => Err("missing"),
+            Some(_) => Ok(((), true)),
+        });
+    assert_eq!(r, Err(UpdateError::Op("missing")));
+    dead(&st, b"inv");
+    assert!(!st.invalidate(b"inv", now));
+    dead(&st, b"win");
+    assert_eq!(st.claim_win(b"win", now), None);
+    dead(&st, b"touch");
+    assert!(!st.expire(b"touch", Some(10 * S), now));
+    assert_eq!(st.len(), 0, "every dead entry that a command met is gone");
+    assert_eq!(st.expirations(), 8);
+    assert_eq!(st.bytes(), 0);
+}
+
+/// The byte budget is store-wide: values far larger than a shard's share
+/// (256 KiB against a 10 MB budget over 4096 shards) still evict, from
+/// other shards when their own has nothing to give.
+#[test]
+fn byte_budget_holds_for_values_larger_than_a_shards_share() {
+    for &(size, shards) in &[
+        (100usize, 4096usize),
+        (4096, 4096),
+        (256 << 10, 4096),
+        (1 << 20, 64),
+    ] {
+        let budget = 10 << 20;
+        let st = Store::new(Config {
+            shards,
+            max_bytes: Some(budget),
+            seed: Some(9),
+            ..Config::default()
+        });
+        let value = vec![7u8; size];
+        let n = 4 * budget / size;
+        for i in 0..n {
+            st.set(
+                format!("k{i}").as_bytes(),
+                &value,
+                &SetOptions::default(),
+                S,
+            )
+            .unwrap();
+            assert!(
+                st.bytes() <= budget + size + 64,
+                "{size} B values: {} bytes over a {budget} budget",
+                st.bytes()
+            );
+        }
+        let kept = st.len();
+        assert!(
+            kept * (size + 20) >= budget * 8 / 10,
+            "{size} B values: only {kept} kept"
+        );
+        assert_eq!(st.evictions() as usize, n - kept, "{size} B");
+    }
+}
+
+#[test]
+fn growing_writes_evict_and_oversized_entries_are_refused() {
+    let budget = 1 << 20;
+    let st = Store::new(Config {
+        shards: 16,
+        max_bytes: Some(budget),
+        seed: Some(2),
+        ..Config::default()
+    });
+    for i in 0..1000u32 {
+        st.set(
+            format!("k{i}").as_bytes(),
+            &[1; 100],
+            &SetOptions::default(),
+            S,
+        )
+        .unwrap();
+    }
+    // Overwriting with larger values grows the store: that evicts too.
+    for i in 0..1000u32 {
+        st.set(
+            format!("k{i}").as_bytes(),
+            &[2; 4000],
+            &SetOptions::default(),
+            S,
+        )
+        .unwrap();
+        assert!(st.bytes() <= budget + 4100, "{}", st.bytes());
+    }
+    let mut scratch = Vec::new();
+    for i in 0..1000u32 {
+        let _ = st.append(format!("k{i}").as_bytes(), &[3; 500], Side::Append, true, S);
+        let _ = st.update(format!("n{i}").as_bytes(), S, &mut scratch, |_, b| {
+            b.extend_from_slice(&[4; 300]);
+            Ok::<_, ()>(((), true))
+        });
+        assert!(st.bytes() <= budget + 5000, "{}", st.bytes());
+    }
+    // One entry larger than the whole budget cannot be held.
+    assert_eq!(
+        st.set(b"huge", &vec![0; budget + 1], &SetOptions::default(), S),
+        Err(StoreError::OutOfMemory)
+    );
+    // With eviction off, growth of an existing key is allowed but a new
+    // key over the budget is refused.
+    let st = Store::new(Config {
+        shards: 16,
+        max_bytes: Some(10_000),
+        evict: false,
+        ..Config::default()
+    });
+    let mut refused = 0;
+    for i in 0..200u32 {
+        if st.set(
+            format!("k{i}").as_bytes(),
+            &[1; 100],
+            &SetOptions::default(),
+            S,
+        ) == Err(StoreError::OutOfMemory)
+        {
+            refused += 1;
+        }
+    }
+    assert!(
+        refused > 100 && st.bytes() <= 10_000,
+        "{refused} {}",
+        st.bytes()
+    );
+    assert_eq!(st.evictions(), 0);
 }
