@@ -99,8 +99,11 @@ pub fn parse(buf: &[u8]) -> Parsed<'_> {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"content-length") {
             let v = h.value.trim_ascii();
+            // More than 21 bytes is not a number at all (as everywhere,
+            // see `num`); a long but valid number is too large.
             if v.is_empty() || !v.iter().all(u8::is_ascii_digit) || v.len() > 12 {
-                return Parsed::Invalid(if v.len() > 12 && v.iter().all(u8::is_ascii_digit) {
+                let number = v.len() <= crate::num::MAX_LEN && v.iter().all(u8::is_ascii_digit);
+                return Parsed::Invalid(if v.len() > 12 && number {
                     Reject::TooLarge
                 } else {
                     Reject::BadRequest
@@ -228,6 +231,10 @@ mod tests {
             (
                 b"PUT /hk HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
                 Reject::TooLarge,
+            ),
+            (
+                b"PUT /hk HTTP/1.1\r\nContent-Length: 0000000000000000000001\r\n\r\n",
+                Reject::BadRequest,
             ),
             (
                 b"PUT /hk HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",

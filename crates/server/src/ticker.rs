@@ -128,13 +128,21 @@ impl Ticker {
 /// with the limit once a second, so a burst of writes overshoots by
 /// whatever arrives in that second (and churn then fragments memory: the
 /// soak workload in scripts/soak.sh ends at 1.8x the limit there). Here
-/// the RSS cost of one stored byte is learned while filling up to the
-/// limit, and the store gets an entry-byte budget that puts RSS at 90% of
-/// the limit: every insert checks it, so memory stops growing at once. After
-/// that, while RSS is over the limit the budget shrinks in proportion
-/// (down to half, so memory the allocator keeps cannot spiral it to
-/// nothing), and it recovers once RSS is back under 95%. The low-memory
-/// flag still evicts one entry per insert above the limit, as Pogocache.
+/// the RSS cost of one stored byte is learned, and the store gets an
+/// entry-byte budget that puts RSS at 90% of the limit: every write checks
+/// it, so memory stops growing at once, whatever the value sizes (the
+/// budget is store-wide, see `pogocache_store::Config::max_bytes`).
+///
+/// The ratio is learned only when RSS reaches a new high: memory the
+/// allocator keeps after evictions never lowers RSS, so a ratio learned
+/// at other moments (fewer entry bytes, the same RSS) would shrink the
+/// budget again and again until the cache held nothing. A new high is
+/// memory really in use, so the ratio then follows it up and down: an
+/// early sample inflated by connection buffers is corrected as entries
+/// grow. While RSS is over the limit anyway the budget also shrinks in
+/// proportion (down to half), and it recovers once RSS is back under
+/// 95%. The low-memory flag still evicts one entry per insert above the
+/// limit, as Pogocache.
 struct MemoryGuard {
     limit: Option<u64>,
     /// RSS with no entries, taken when the server starts (before any
@@ -142,11 +150,11 @@ struct MemoryGuard {
     base: u64,
     /// RSS bytes per entry byte.
     ratio: f64,
+    /// Highest RSS seen with at least 1 MiB of entries.
+    peak: u64,
     /// Correction for what the ratio misses (fragmentation from churn):
     /// shrinks while RSS is over the limit, recovers below it.
     scale: f64,
-    /// RSS has exceeded the limit at least once.
-    reached: bool,
 }
 
 impl MemoryGuard {
@@ -164,8 +172,8 @@ impl MemoryGuard {
             limit,
             base,
             ratio: 0.0,
+            peak: 0,
             scale: 1.0,
-            reached: false,
         }
     }
 
@@ -175,14 +183,11 @@ impl MemoryGuard {
         };
         let bytes = store.bytes() as u64;
         let base = self.base;
-        // Learn only while filling up to the limit the first time: later,
-        // RSS includes memory the allocator kept after evictions, and a
-        // ratio learned then would shrink the budget again and again.
-        if !self.reached && bytes >= 1 << 20 {
+        if bytes >= 1 << 20 && rss > self.peak {
+            self.peak = rss;
             self.ratio = (rss.saturating_sub(base) as f64 / bytes as f64).max(1.0);
         }
         if rss > limit {
-            self.reached = true;
             // Floor: RSS the allocator keeps after frees must not spiral
             // the budget down to nothing.
             self.scale = (self.scale * limit as f64 / rss as f64).max(0.5);
