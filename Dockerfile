@@ -77,8 +77,8 @@ STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
     CMD ["/usr/local/bin/pogocache", "--health"]
 # Listen on every interface inside the container. More flags: arguments
-# after the image name, or POGOCACHE_EXTRA_FLAGS; the password from a file:
-# POGOCACHE_AUTH_FILE.
+# after the image name, or POGOCACHE_EXTRA_FLAGS; the password in
+# POGOCACHE_AUTH_PASSWORD or from a file: POGOCACHE_AUTH_FILE (not both).
 ENTRYPOINT ["/usr/local/bin/pogocache", "-h", "0.0.0.0"]
 
 FROM ${DEV_IMAGE} AS development

@@ -3,7 +3,7 @@
 # (--network none for the runtime image), then checks size, user, the
 # healthcheck, persistence across containers, SIGTERM as PID 1, read-only
 # root, dropped capabilities, any --user UID, POGOCACHE_EXTRA_FLAGS,
-# POGOCACHE_AUTH_FILE, the development image's tools and the compose file.
+# POGOCACHE_AUTH_FILE, POGOCACHE_AUTH_PASSWORD, the development image's tools and the compose file.
 # Every container, volume and network it makes is removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -125,6 +125,19 @@ port=$(host_port "$c")
 check "unauthenticated clients are refused" resp "$port" 'PING\r\n' '-NOAUTH Authentication required.\r\n'
 check "the file's password works" resp "$port" 'AUTH s3cret\r\nPING\r\n' '+OK\r\n+PONG\r\n'
 $DOCKER stop -t 10 "$c" >/dev/null
+
+echo "# password from POGOCACHE_AUTH_PASSWORD (the upstream operator's contract)"
+c=$(start envpw -e POGOCACHE_AUTH_PASSWORD=env-s3cret pogocache:latest)
+check "healthy with POGOCACHE_AUTH_PASSWORD (the probe authenticates)" wait_healthy "$c"
+port=$(host_port "$c")
+check "no password: refused" resp "$port" 'PING\r\n' '-NOAUTH Authentication required.\r\n'
+check "POGOCACHE_AUTH_PASSWORD works" resp "$port" 'AUTH env-s3cret\r\nPING\r\n' '+OK\r\n+PONG\r\n'
+check "the password is never logged" bash -c "! $DOCKER logs $c 2>&1 | grep -q env-s3cret"
+$DOCKER stop -t 10 "$c" >/dev/null
+both=$($DOCKER run -d --label "pogocache-test=$run_id" -v "$tmp/secret:/run/secrets/pogo:ro" \
+  -e POGOCACHE_AUTH_PASSWORD=env-s3cret -e POGOCACHE_AUTH_FILE=/run/secrets/pogo pogocache:latest)
+check "password and password file together: refused" bash -c \
+  "[ \$($DOCKER wait $both) = 1 ] && $DOCKER logs $both 2>&1 | grep -q 'POGOCACHE_AUTH_PASSWORD and POGOCACHE_AUTH_FILE are both set'"
 
 echo "# docker-compose"
 free_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

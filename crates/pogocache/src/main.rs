@@ -20,7 +20,13 @@ const ALLOCATOR: &str = if cfg!(feature = "mimalloc") {
 fn main() -> ExitCode {
     let _ = config::ALLOCATOR.set(ALLOCATOR);
     pogocache_server::install_panic_hook();
-    let argv = with_env_flags(std::env::args().skip(1).collect());
+    let argv = match with_env_flags(std::env::args().skip(1).collect()) {
+        Ok(argv) => argv,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::from(1);
+        }
+    };
     let (cfg, notes) = match config::parse_args(&argv) {
         Ok(v) => v,
         Err(exit) => {
@@ -87,20 +93,42 @@ fn main() -> ExitCode {
 }
 
 /// Container conveniences (there is no shell in the image to expand
-/// variables): `POGOCACHE_AUTH_FILE` adds `--authfile <path>` and
-/// `POGOCACHE_EXTRA_FLAGS` appends whitespace-separated flags, after the
-/// command line so they win (the last value of a flag is used).
-fn with_env_flags(mut argv: Vec<String>) -> Vec<String> {
-    if let Ok(path) = std::env::var("POGOCACHE_AUTH_FILE")
-        && !path.is_empty()
-    {
-        argv.push("--authfile".into());
-        argv.push(path);
+/// variables), the contract of Pogocache's image and Kubernetes operator:
+/// `POGOCACHE_AUTH_PASSWORD` sets the password (as `--auth`), or
+/// `POGOCACHE_AUTH_FILE` reads it from a file (`--authfile <path>`), never
+/// both; `POGOCACHE_EXTRA_FLAGS` appends whitespace-separated flags, after
+/// the command line so they win (the last value of a flag is used). The
+/// flags are built in this process, never passed to another, so the
+/// password does not appear in `/proc/<pid>/cmdline`; nothing prints it.
+fn with_env_flags(mut argv: Vec<String>) -> Result<Vec<String>, String> {
+    let password = std::env::var("POGOCACHE_AUTH_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
+    let file = std::env::var("POGOCACHE_AUTH_FILE")
+        .ok()
+        .filter(|p| !p.is_empty());
+    match (password, file) {
+        (Some(_), Some(_)) => {
+            return Err(
+                "# POGOCACHE_AUTH_PASSWORD and POGOCACHE_AUTH_FILE are both set: \
+                        set only one"
+                    .into(),
+            );
+        }
+        (Some(password), None) => {
+            argv.push("--auth".into());
+            argv.push(password);
+        }
+        (None, Some(path)) => {
+            argv.push("--authfile".into());
+            argv.push(path);
+        }
+        (None, None) => {}
     }
     if let Ok(extra) = std::env::var("POGOCACHE_EXTRA_FLAGS") {
         argv.extend(extra.split_whitespace().map(String::from));
     }
-    argv
+    Ok(argv)
 }
 
 /// `--health`: connect to the configured server, authenticate if a

@@ -195,3 +195,96 @@ fn json_logs_and_sampled_command_log() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The upstream image contract: `POGOCACHE_AUTH_PASSWORD` sets the
+/// password (the health probe uses it too), it is never printed, and it
+/// cannot be combined with `POGOCACHE_AUTH_FILE`.
+#[test]
+fn password_from_the_environment() {
+    let dir = std::env::temp_dir().join(format!("pogocache-envpw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("s.sock");
+    let secret = "s3cret-from-env";
+    let mut child = bin()
+        .args([
+            "-p",
+            "0",
+            "-s",
+            sock.to_str().unwrap(),
+            "--threads",
+            "1",
+            "-vv",
+        ])
+        .env("POGOCACHE_AUTH_PASSWORD", secret)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut log = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "exited early: {log}");
+        log.push_str(&line);
+        if line == "* Ready to accept connections\n" {
+            break;
+        }
+    }
+    let mut c = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    let mut talk = |req: &[u8], want: &[u8]| {
+        c.write_all(req).unwrap();
+        let mut got = vec![0u8; want.len()];
+        c.read_exact(&mut got).unwrap();
+        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+    };
+    talk(b"PING\r\n", b"-NOAUTH Authentication required.\r\n");
+    talk(
+        b"AUTH wrong\r\n",
+        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+    );
+    talk(
+        format!("AUTH {secret}\r\nPING\r\n").as_bytes(),
+        b"+OK\r\n+PONG\r\n",
+    );
+    // The probe reads the same variable, so a container's HEALTHCHECK
+    // authenticates; without it the probe is refused.
+    let probe = |pw: Option<&str>| {
+        let mut cmd = bin();
+        cmd.args(["--health", "-p", "0", "-s", sock.to_str().unwrap()]);
+        if let Some(pw) = pw {
+            cmd.env("POGOCACHE_AUTH_PASSWORD", pw);
+        }
+        cmd.output().unwrap().status.code()
+    };
+    assert_eq!(probe(Some(secret)), Some(0));
+    assert_eq!(probe(None), Some(1));
+    // Both variables: refused at start, with a message that names the
+    // variables and not the password.
+    let both = bin()
+        .args(["-p", "0", "-s", dir.join("x.sock").to_str().unwrap()])
+        .env("POGOCACHE_AUTH_PASSWORD", secret)
+        .env("POGOCACHE_AUTH_FILE", dir.join("pw"))
+        .output()
+        .unwrap();
+    assert_eq!(both.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&both.stderr);
+    assert_eq!(
+        err,
+        "# POGOCACHE_AUTH_PASSWORD and POGOCACHE_AUTH_FILE are both set: set only one\n"
+    );
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    let mut errs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut errs)
+        .unwrap();
+    let all = format!("{log}{rest}{errs}");
+    assert!(!all.contains(secret), "the password was printed: {all}");
+    let _ = std::fs::remove_dir_all(dir);
+}
