@@ -2,10 +2,11 @@
 //! handshake and introspection commands byte for byte (HELLO 2/3, RESP3
 //! replies, CLIENT, INFO, COMMAND, CONFIG GET, RESET, WAIT), then real
 //! clients: redis-py in RESP2 and RESP3 (with and without a password),
-//! the `redis` crate in RESP2 and RESP3, and `redis-cli INFO`.
+//! the `redis` crate in RESP2 and RESP3, `redis-cli INFO`, and pymemcache
+//! (storage replies and CAS as against memcached).
 //!
-//! redis-py comes from PyPI and redis-cli from Debian's redis-tools;
-//! `.ci/run` installs both.
+//! redis-py and pymemcache come from PyPI and redis-cli from Debian's
+//! redis-tools; `.ci/run` installs them.
 
 mod common;
 
@@ -246,6 +247,32 @@ fn redis_py_default_and_resp3() {
         );
         srv.shutdown();
     }
+}
+
+/// pymemcache with default server flags: add/replace/gets/cas answer as
+/// against memcached (NOT_STORED, working uniques).
+#[test]
+fn pymemcache_storage_and_cas() {
+    if !common::tool("python3", &["-c", "import pymemcache"]) {
+        return;
+    }
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/pymemcache_client.py"
+    );
+    let (srv, addr) = start(config());
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(port(addr))
+        .output()
+        .expect("python3 (with pymemcache: pip install pymemcache) runs");
+    assert!(
+        out.status.success() && out.stdout == b"ok\n",
+        "pymemcache failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    srv.shutdown();
 }
 
 #[test]
