@@ -231,6 +231,9 @@ fn password_from_the_environment() {
         }
     }
     let mut c = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    // A bound on how long a broken test can hang, not a synchronisation.
+    c.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
     let mut talk = |req: &[u8], want: &[u8]| {
         c.write_all(req).unwrap();
         let mut got = vec![0u8; want.len()];
