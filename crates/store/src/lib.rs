@@ -17,13 +17,26 @@
 //!
 //! - A boxed slice of cache-line shards, each a `Mutex` around an
 //!   open-addressing table of 8-byte buckets (entry pointer + 16-bit hash
-//!   tag, see `table.rs`; [`entry`] has the entry layout). The shard comes
+//!   tag, see `table.rs`; `entry.rs` has the entry layout). The shard comes
 //!   from bits 32.. of a per-process seeded foldhash, the bucket from the
 //!   low bits, the tag from the top 16.
 //! - [`Store::prefetch`] lets a server that has several requests in hand
 //!   start the bucket loads of the later ones while it runs the first.
 //! - Critical sections copy or swap only. Replaced, deleted and evicted
 //!   entries are moved out and freed after the lock is released.
+//! - Memory is budgeted store-wide ([`Config::max_bytes`]): each shard's
+//!   lock guard publishes its byte delta to one shared total when it is
+//!   released, and a write that would go over evicts first, from its own
+//!   shard while that shard holds more than its share, else from others.
+//!   A per-shard budget could not hold values larger than one shard's
+//!   share (a 256 KiB value against 40 MB over 4096 shards).
+//! - CAS uniques are lazy unless [`Config::cas`] asks for one on every
+//!   entry: the first reader that wants one ([`Store::get_cas`]) gets the
+//!   next value of a store-wide counter, and any modification builds a new
+//!   version without one, so items never read with `gets` pay nothing.
+//! - A dead (expired) entry is removed by whichever command meets it,
+//!   even one that then fails, so counts never include what a client has
+//!   already seen as gone.
 //! - Time is a parameter: every call takes `now` (nanoseconds on the
 //!   monotonic clock), so tests can step time without sleeping.
 //!
@@ -336,8 +349,10 @@ impl Store {
     }
 
     /// Tells the store that the process is over its memory limit (or back
-    /// under it). While set, inserting a new key evicts one entry from the
-    /// same shard, or fails when eviction is disabled.
+    /// under it). While set, every write that grows the store evicts at
+    /// least one entry (from its own shard or others, as for the byte
+    /// budget of [`Config::max_bytes`]),
+    /// and inserting a new key fails when eviction is disabled.
     pub fn set_low_memory(&self, low: bool) {
         self.low_memory.store(low, Ordering::Relaxed);
     }
