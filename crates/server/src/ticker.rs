@@ -133,16 +133,19 @@ impl Ticker {
 /// it, so memory stops growing at once, whatever the value sizes (the
 /// budget is store-wide, see `pogocache_store::Config::max_bytes`).
 ///
-/// The ratio is learned only when RSS reaches a new high: memory the
+/// The ratio is learned only when RSS reaches a new high, and only once
+/// the entries hold an eighth of the room below the limit: memory the
 /// allocator keeps after evictions never lowers RSS, so a ratio learned
 /// at other moments (fewer entry bytes, the same RSS) would shrink the
-/// budget again and again until the cache held nothing. A new high is
-/// memory really in use, so the ratio then follows it up and down: an
-/// early sample inflated by connection buffers is corrected as entries
-/// grow. While RSS is over the limit anyway the budget also shrinks in
-/// proportion (down to half), and it recovers once RSS is back under
-/// 95%. The low-memory flag still evicts one entry per insert above the
-/// limit, as Pogocache.
+/// budget again and again until the cache held nothing; and early on,
+/// fixed costs (connection buffers, table growth) would inflate it. A
+/// correction factor then closes the loop on RSS itself: while RSS is over
+/// the limit it shrinks in proportion (down to half); while the budget
+/// binds (the entries fill it) and RSS stays under 85% of the limit it
+/// grows by 2% a tick (up to 4x), so a ratio learned too high cannot
+/// leave the cache half empty; between the two it drifts back to 1. The
+/// low-memory flag still evicts one entry per insert above the limit, as
+/// Pogocache.
 struct MemoryGuard {
     limit: Option<u64>,
     /// RSS with no entries, taken when the server starts (before any
@@ -150,56 +153,68 @@ struct MemoryGuard {
     base: u64,
     /// RSS bytes per entry byte.
     ratio: f64,
-    /// Highest RSS seen with at least 1 MiB of entries.
+    /// Highest RSS seen while learning.
     peak: u64,
-    /// Correction for what the ratio misses (fragmentation from churn):
-    /// shrinks while RSS is over the limit, recovers below it.
+    /// Correction for what the ratio misses (see above).
     scale: f64,
+    /// The budget last given to the store.
+    budget: u64,
 }
 
 impl MemoryGuard {
     fn new(limit: Option<u64>, store: &pogocache_store::Store) -> MemoryGuard {
         let base = (sys::rss() as u64).saturating_sub(store.bytes() as u64);
+        let mut g = MemoryGuard {
+            limit,
+            base,
+            ratio: 0.0,
+            peak: 0,
+            scale: 1.0,
+            budget: u64::MAX,
+        };
         // Until a ratio is learned, assume a conservative 1.5 RSS bytes
         // per entry byte, so the limit holds from the first insert even if
         // this thread is slow to get its first sample.
         if let Some(limit) = limit
             && limit > base
         {
-            store.set_max_bytes(Some((((limit - base) as f64 / 1.5) as usize).max(1 << 20)));
+            g.set(store, ((limit - base) as f64 / 1.5) as u64);
         }
-        MemoryGuard {
-            limit,
-            base,
-            ratio: 0.0,
-            peak: 0,
-            scale: 1.0,
-        }
+        g
+    }
+
+    fn set(&mut self, store: &pogocache_store::Store, budget: u64) {
+        self.budget = budget.max(1 << 20);
+        store.set_max_bytes(Some(self.budget as usize));
     }
 
     fn update(&mut self, store: &pogocache_store::Store, rss: u64) {
         let Some(limit) = self.limit else {
             return;
         };
-        let bytes = store.bytes() as u64;
-        let base = self.base;
-        if bytes >= 1 << 20 && rss > self.peak {
-            self.peak = rss;
-            self.ratio = (rss.saturating_sub(base) as f64 / bytes as f64).max(1.0);
+        if limit <= self.base {
+            return;
         }
+        let bytes = store.bytes() as u64;
+        let span = limit - self.base;
+        if bytes >= (1 << 20).max(span / 8) && rss > self.peak {
+            self.peak = rss;
+            self.ratio = (rss.saturating_sub(self.base) as f64 / bytes as f64).max(1.0);
+        }
+        let rss_f = rss as f64;
+        let limit_f = limit as f64;
         if rss > limit {
-            // Floor: RSS the allocator keeps after frees must not spiral
-            // the budget down to nothing.
-            self.scale = (self.scale * limit as f64 / rss as f64).max(0.5);
-        } else if (rss as f64) < limit as f64 * 0.95 {
+            self.scale = (self.scale * limit_f / rss_f).max(0.5);
+        } else if rss_f < limit_f * 0.85 && bytes as f64 >= self.budget as f64 * 0.95 {
+            self.scale = (self.scale * 1.02).min(4.0);
+        } else if rss_f < limit_f * 0.95 && self.scale < 1.0 {
             self.scale = (self.scale * 1.01).min(1.0);
         }
-        if self.ratio > 0.0 && limit > base {
+        if self.ratio > 0.0 {
             // Aim at 90%: churn fragments memory after the ratio is
             // learned, and the headroom absorbs that before `scale` has
             // to react.
-            let budget = ((limit - base) as f64 * 0.9 / self.ratio * self.scale) as usize;
-            store.set_max_bytes(Some(budget.max(1 << 20)));
+            self.set(store, (span as f64 * 0.9 / self.ratio * self.scale) as u64);
         }
     }
 }
