@@ -1,5 +1,5 @@
 //! Keyspace-wide and server commands: KEYS, SCAN, FLUSH/FLUSHDB/FLUSHALL,
-//! SWEEP, PURGE, SAVE, LOAD, STATS, DEBUG (spec `commands.md` §5–6).
+//! SWEEP, PURGE, SAVE, LOAD, STATS, DEBUG.
 //!
 //! Pogocache hands KEYS, sync FLUSH, SWEEP and PURGE to a helper thread
 //! and parks the connection; here they run on the worker, one shard lock

@@ -1,5 +1,5 @@
 //! Read-modify-write commands: the INCR family (signed and the unsigned
-//! U-forms) and APPEND/PREPEND (spec `commands.md` §3.11–3.12). Each runs
+//! U-forms) and APPEND/PREPEND. Each runs
 //! atomically under its key's shard lock.
 
 use pogocache_protocol::ArgView;

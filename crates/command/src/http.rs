@@ -1,4 +1,4 @@
-//! HTTP routes (spec `protocols.md` §6, §8): `GET /`, `GET /key`,
+//! HTTP routes: `GET /`, `GET /key`,
 //! `PUT /key`, `DELETE /key`, with Pogocache's status lines and bodies.
 //!
 //! Owns: key rules and percent-decoding, the query options (`ttl`/`ex`,

@@ -1,5 +1,5 @@
 //! Key/value commands: SET, SETEX, GET, MGET, MGETS, DEL, EXISTS, TTL,
-//! PTTL, EXPIRE, TOUCH, DBSIZE (spec `commands.md` §3).
+//! PTTL, EXPIRE, TOUCH, DBSIZE, with Pogocache's arguments and replies.
 
 use pogocache_protocol::ArgView;
 use pogocache_store::{Cond, Expiry, SetOptions, SetOutcome, StoreError};

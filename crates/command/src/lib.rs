@@ -59,7 +59,7 @@ pub const GITHASH: &str = match option_env!("POGOCACHE_GITHASH") {
     None => "0000000",
 };
 
-/// Shared error strings (spec `commands.md` §1).
+/// Shared error strings, Pogocache's exact wording.
 pub mod err {
     pub const ARITY: &[u8] = b"ERR wrong number of arguments";
     pub const SYNTAX: &[u8] = b"ERR syntax error";

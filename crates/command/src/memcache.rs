@@ -1,4 +1,4 @@
-//! Memcache command execution (spec `commands.md` §4, `protocols.md` §5).
+//! Memcache command execution.
 //!
 //! Owns: what each memcache verb does to the store and the memcache reply
 //! lines. Pogocache rewrites memcache requests into its shared commands

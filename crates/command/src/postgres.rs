@@ -1,4 +1,4 @@
-//! Postgres sessions (spec `protocols.md` §7, `commands.md` per command).
+//! Postgres sessions.
 //!
 //! Owns: the startup and password exchange, simple and extended query
 //! flows (statements, portals, parameters, Sync error recovery), the

@@ -1,5 +1,4 @@
-//! Connection-level commands: PING, ECHO, SELECT, AUTH (spec
-//! `commands.md` §6.6, §6.8). VERSION, QUIT and MONITOR are one-liners in
+//! Connection-level commands: PING, ECHO, SELECT, AUTH. VERSION, QUIT and MONITOR are one-liners in
 //! the dispatcher.
 
 use pogocache_protocol::ArgView;

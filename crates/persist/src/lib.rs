@@ -1,6 +1,6 @@
 //! # pogocache-persist
 //!
-//! Snapshot files in Pogocache's own format (spec `persistence.md` §5), so
+//! Snapshot files in Pogocache's own format, so
 //! a user migrating either way keeps the cache: a concatenation of blocks,
 //! each a 16-byte header (`POGO`, CRC-32 of the payload, uncompressed and
 //! compressed lengths, little-endian) and an LZ4 *block* payload holding

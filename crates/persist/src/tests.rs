@@ -1,4 +1,4 @@
-//! Snapshot tests: byte compatibility with Pogocache's format (the spec's
+//! Snapshot tests: byte compatibility with Pogocache's format (the documented
 //! worked example), round trips, expiry on load, corruption and
 //! truncation in both recovery modes, and work-file hygiene.
 

@@ -50,7 +50,6 @@ fn main() -> ExitCode {
     for line in cfg.banner() {
         log::line(format_args!("{line}"));
     }
-    let persist = cfg.persist.clone();
     let server = match Server::start(Config {
         log_startup: true,
         ..cfg
@@ -71,21 +70,8 @@ fn main() -> ExitCode {
         log::line(format_args!("# Pogocache exiting now"));
         std::process::exit(0);
     });
-    let shared = server.shared().clone();
-    // Stop serving first, so the final snapshot holds every acknowledged
-    // write (Pogocache saves while still serving, gap H8).
-    if let Some(path) = &persist {
-        log::line(format_args!(
-            "* Saving data to {}, please wait...",
-            path.display()
-        ));
-        let _ = std::io::stdout().flush();
-    }
-    server.shutdown();
-    if let Some(path) = &persist
-        && let Err(e) = pogocache_persist::save(&shared.store, path)
-    {
-        log::line(format_args!("# Save failed: {e}"));
+    if let Err(e) = server.shutdown() {
+        log::line(format_args!("{e}"));
         return ExitCode::from(1);
     }
     log::line(format_args!("# Pogocache exiting now"));

@@ -1,4 +1,4 @@
-//! HTTP/1.x request framing (spec `protocols.md` §6) on top of httparse.
+//! HTTP/1.x request framing on top of httparse.
 //!
 //! Owns: request-line and header parsing (httparse, zero-copy), the
 //! headers Pogocache honours (`Content-Length`, `Accept`, `Authorization`,

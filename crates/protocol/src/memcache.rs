@@ -1,4 +1,5 @@
-//! Memcache text protocol: request parsing (spec `protocols.md` §5).
+//! Memcache text protocol: request parsing, as Pogocache and memcached
+//! frame it.
 //!
 //! Owns: line framing, single-space tokenising, key rules, numeric field
 //! validation, data-block framing, `noreply`, and the error lines a

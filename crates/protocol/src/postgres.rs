@@ -1,5 +1,5 @@
 //! Postgres wire protocol v3: framing, the query-text tokenizer, and the
-//! backend messages we send (spec `protocols.md` §7).
+//! backend messages we send (protocol version 3.0, as Pogocache speaks it).
 //!
 //! Owns: startup-type and regular message framing with size limits, a
 //! bounds-checked body reader, the SQL-ish tokenizer that turns query text

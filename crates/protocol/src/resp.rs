@@ -1,8 +1,8 @@
 //! RESP2: multibulk and inline (telnet) request parsing, and reply
 //! encoding.
 //!
-//! Owns: framing rules and error kinds of spec `protocols.md` §4, and the
-//! reply byte shapes of §4.3. Does not own: what the commands mean.
+//! Owns: Pogocache's framing rules and error kinds, and the reply byte
+//! shapes (simple, error, integer, bulk, array, RESP3 null and map). Does not own: what the commands mean.
 //!
 //! Hand-written because it is the measured hot path: one pass over the
 //! buffer, no allocation, ranges instead of copies (crates such as

@@ -1,7 +1,11 @@
 //! Protocol sniffing: decide once, from the first bytes of a connection,
 //! which of the four protocols it speaks.
 //!
-//! Owns: the decision rules of spec `protocols.md` §2. Does not own: what
+//! Owns: Pogocache's decision rules. A first byte `*` is RESP and `\0`
+//! is Postgres (a startup message's length starts with zero); otherwise
+//! the first line decides: ending in ` HTTP/x.y\r\n` it is HTTP, else a
+//! first non-space byte `A`-`Z` is RESP (inline) and anything else is
+//! Memcache (its verbs are lowercase). Does not own: what
 //! happens next (the connection fixes the protocol for its lifetime).
 //!
 //! One deliberate divergence (gap B1, "fix"): Pogocache decides from the
@@ -63,7 +67,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn table_from_the_spec() {
+    fn table_of_pogocache_decisions() {
         use Proto::*;
         let cases: &[(&[u8], Sniff)] = &[
             (b"*1\r\n$4\r\nPING\r\n", Sniff::Decided(Resp)),

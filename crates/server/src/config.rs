@@ -1,6 +1,6 @@
 //! Command-line parsing and the effective configuration.
 //!
-//! Owns: Pogocache's flag grammar (spec `cli.md`): two passes, `--x v` and
+//! Owns: Pogocache's flag grammar: two passes, `--x v` and
 //! `--x=v`, value-only short flags, C-`atoi` integers, the exact error
 //! lines and exit codes, `--help`/`--version` text, `--maxmemory`
 //! grammar, and the startup banner. Does not own: acting on the config.
@@ -241,7 +241,8 @@ fn parse_port(s: &str) -> Result<Option<u16>, ()> {
     }
 }
 
-/// `--maxmemory` grammar (spec `cli.md` §5). `None` = unlimited.
+/// `--maxmemory` grammar: a byte count with an optional unit suffix, or a
+/// percentage of system memory, as Pogocache reads it. `None` = unlimited.
 fn parse_maxmemory(s: &str, system: u64) -> Result<Option<u64>, ()> {
     if s == "unlimited" {
         return Ok(None);
@@ -696,7 +697,7 @@ pub fn parse_args<S: AsRef<str>>(argv: &[S]) -> Result<(Config, Vec<String>), Ex
 }
 
 impl Config {
-    /// The startup banner lines (spec `cli.md` §7), without the final
+    /// The startup banner lines, byte for byte Pogocache's, without the final
     /// "listener established" / "ready" lines.
     pub fn banner(&self) -> Vec<String> {
         let yn = |b: bool| if b { "yes" } else { "no" };

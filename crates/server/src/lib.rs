@@ -60,6 +60,10 @@ pub struct Server {
     local_addr: Option<SocketAddr>,
     tls_addr: Option<SocketAddr>,
     unix_path: Option<PathBuf>,
+    /// `--persist`: the snapshot [`Server::shutdown`] writes last.
+    persist: Option<PathBuf>,
+    /// Log startup and shutdown lines (the binary does, tests do not).
+    log: bool,
 }
 
 impl Server {
@@ -150,6 +154,8 @@ impl Server {
             local_addr,
             tls_addr,
             unix_path,
+            persist: config.persist.clone(),
+            log: config.log_startup,
         })
     }
 
@@ -168,8 +174,20 @@ impl Server {
         &self.shared
     }
 
-    /// Stops accepting, closes every connection and joins all threads.
-    pub fn shutdown(self) {
+    /// Stops accepting, closes every connection, joins all threads and,
+    /// with `--persist`, writes the final snapshot. Serving stops first,
+    /// so the snapshot holds every acknowledged write (Pogocache saves
+    /// while still serving, gap H8). The binary and the tests both stop
+    /// the server this way. Returns the save's error, with its message.
+    pub fn shutdown(self) -> io::Result<()> {
+        if self.log
+            && let Some(path) = &self.persist
+        {
+            log::line(format_args!(
+                "* Saving data to {}, please wait...",
+                path.display()
+            ));
+        }
         self.stop.set();
         for w in &self.wakers {
             let _ = w.wake();
@@ -180,6 +198,11 @@ impl Server {
         if let Some(p) = &self.unix_path {
             let _ = std::fs::remove_file(p);
         }
+        if let Some(path) = &self.persist {
+            pogocache_persist::save(&self.shared.store, path)
+                .map_err(|e| io::Error::other(format!("# Save failed: {e}")))?;
+        }
+        Ok(())
     }
 }
 

@@ -79,7 +79,7 @@ fn slowloris_clients_holding_partial_requests_do_not_block_others() {
     }
     let mut c = connect(addr);
     exchange(&mut c, &cmd(&[b"GET", b"slow"]), b"$10\r\nabcdefghij\r\n");
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -120,7 +120,7 @@ fn ten_thousand_idle_connections_against_maxconns() {
         "{n} idle connections grew RSS by {grown} bytes"
     );
     drop(idle);
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -174,7 +174,7 @@ fn huge_declared_lengths_do_not_allocate_up_front() {
         String::from_utf8_lossy(&got)
     );
     drop(held);
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -215,7 +215,7 @@ fn invalid_utf8_in_every_protocol_is_data_or_a_clean_error() {
     );
     // Everything stored is intact.
     exchange(&mut r, &cmd(&[b"GET", key]), &want);
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -251,7 +251,7 @@ fn a_client_that_never_reads_costs_bounded_memory() {
     );
     drop(hog);
     exchange(&mut s, &cmd(&[b"EXISTS", b"mb"]), b":1\r\n");
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -284,5 +284,5 @@ fn random_disconnects_mid_request_lose_nothing() {
     }
     exchange(&mut c, &cmd(&[b"GET", b"keep"]), b"$4\r\nsafe\r\n");
     healthy(addr, "disconnects");
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }

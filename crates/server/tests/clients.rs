@@ -84,7 +84,7 @@ fn hello_switches_to_resp3_and_back() {
         &cmd(&[b"COMMAND", b"INFO", b"get"]),
         b"*1\r\n*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n*0\r\n*0\r\n*0\r\n*0\r\n",
     );
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -119,7 +119,7 @@ fn hello_authenticates_and_noauth_is_explained() {
         &cmd(&[b"GET", b"k"]),
         b"-NOAUTH Authentication required.\r\n",
     );
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -165,7 +165,7 @@ fn client_commands_name_list_and_kill() {
         &cmd(&[b"CLIENT", b"NOPE"]),
         b"-ERR unknown subcommand 'NOPE'. Try CLIENT HELP.\r\n",
     );
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -213,7 +213,7 @@ fn info_has_redis_sections_and_counts() {
         text.split("\r\n\r\n").all(|sec| sec.starts_with("# ")),
         "{text}"
     );
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 fn port(addr: std::net::SocketAddr) -> String {
@@ -245,7 +245,7 @@ fn redis_py_default_and_resp3() {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        srv.shutdown();
+        srv.shutdown().unwrap();
     }
 }
 
@@ -272,7 +272,7 @@ fn pymemcache_storage_and_cas() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -301,7 +301,7 @@ fn redis_crate_resp2_and_resp3() {
             Some("standalone")
         );
     }
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -328,5 +328,5 @@ fn redis_cli_info() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("id="));
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }

@@ -1,5 +1,6 @@
-//! Replays the captured RESP sessions of the reference binary (spec
-//! `conformance.md`) over real sockets and asserts byte-exact replies.
+//! Replays the RESP sessions captured from the reference binary
+//! (Pogocache 1.3.1, in `tests/data/`) over real sockets and asserts
+//! byte-exact replies.
 
 mod common;
 
@@ -62,6 +63,6 @@ fn captured_resp_sessions() {
     }
     assert!(steps > 200, "replayed {steps} steps");
     assert_eq!(skipped, 5, "captured steps of extension commands");
-    main.shutdown();
-    auth.shutdown();
+    main.shutdown().unwrap();
+    auth.shutdown().unwrap();
 }

@@ -75,7 +75,7 @@ fn failing_writes_on_expired_entries_remove_them() {
         exchange(&mut m, req, want);
         exchange(&mut r, b"DBSIZE\r\n", b":0\r\n");
     }
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 /// Decision (kept, Redis's behaviour): a TTL of 0 or less deletes the key
@@ -105,7 +105,7 @@ fn a_ttl_of_zero_or_less_deletes_at_once() {
         b"STORED\r\nTOUCHED\r\n",
     );
     exchange(&mut r, b"DBSIZE\r\n", b":0\r\n");
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 /// A bad number is reported as soon as it is read, before option
@@ -131,7 +131,7 @@ fn set_reports_a_bad_expire_before_conflicts() {
             (b"DBSIZE\r\n", b":0\r\n"),
         ],
     );
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 /// Integers written with more than 21 bytes are not numbers, wherever a
@@ -228,7 +228,7 @@ fn numbers_longer_than_21_bytes_are_refused() {
         b"PUT /hk HTTP/1.1\r\nContent-Length: 0000000000000000000001\r\nConnection: close\r\n\r\nx",
         b"HTTP/1.1 400 Bad Request\r\nContent-Length: 13\r\nConnection: Close\r\n\r\nBad Request\r\n",
     );
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 /// An absolute memcache exptime is compared with the wall clock at full
@@ -261,7 +261,7 @@ fn absolute_exptime_is_exact() {
         pttl + 2_000 > most,
         "PTTL {pttl} ms, about {most} ms expected"
     );
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 fn read_line(s: &mut std::net::TcpStream) -> String {

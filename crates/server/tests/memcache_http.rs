@@ -1,4 +1,4 @@
-//! Memcache and HTTP over real sockets: byte tables from the spec's
+//! Memcache and HTTP over real sockets: byte tables from Pogocache's
 //! captures (adjusted where we fix a documented Pogocache bug), real
 //! client crates, keep-alive, auth, and cross-protocol visibility.
 
@@ -10,7 +10,7 @@ use common::*;
 use pogocache_command::VERSION;
 use pogocache_server::Config;
 
-/// The spec's memcache session (conformance.md "memcache"), in order on
+/// The memcache session captured from Pogocache 1.3.1, in order on
 /// one connection. Rows marked with a gap id are where we diverge.
 #[test]
 fn memcache_session_bytes() {
@@ -119,7 +119,7 @@ fn memcache_session_bytes() {
     // An uppercase first verb makes the connection RESP.
     let mut r = connect(addr);
     exchange(&mut r, b"SET x 0 0 1\r\n", b"-ERR syntax error\r\n");
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -151,7 +151,7 @@ fn memcache_readme_example_and_cas() {
         b"touch c1 100\r\ngets c1\r\n",
         b"TOUCHED\r\nVALUE c1 0 1 6\r\nZ\r\nEND\r\n",
     );
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -174,7 +174,7 @@ fn memcache_legacy_switch_restores_pogocache_quirks() {
         b"set a 0 0 1\r\nx\r\nadd a 0 0 1\r\ny\r\nreplace nokey 0 0 1\r\ny\r\n",
         b"STORED\r\nEXISTS\r\nNOT_FOUND\r\n",
     );
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 /// Storage replies exactly as memcached sends them, with default flags:
@@ -233,7 +233,7 @@ fn memcache_storage_replies_and_cas_by_default() {
     for (req, want) in cases {
         exchange(&mut s, req, want);
     }
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -269,7 +269,7 @@ fn memcache_and_http_with_auth() {
         exchange(&mut h, req, want);
         assert_closed(&mut h);
     }
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 fn http_ok(body: &str) -> Vec<u8> {
@@ -334,7 +334,7 @@ fn http_routes_bytes() {
         exchange(&mut h, req, want);
         assert_closed(&mut h);
     }
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -345,7 +345,7 @@ fn http_keep_alive_and_pipelining() {
     let want = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: keep-alive\r\n\r\nStored\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nabcHTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: Close\r\n\r\nabc";
     exchange(&mut h, reqs, want);
     assert_closed(&mut h);
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -417,5 +417,5 @@ fn real_clients_and_cross_protocol() {
     exchange(&mut r, &cmd(&[b"TTL", b"hk"]), b":99\r\n");
     let missing = ureq::get(&format!("http://{addr}/nope")).call();
     assert!(matches!(missing, Err(ureq::Error::StatusCode(404))));
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }

@@ -129,5 +129,5 @@ fn meta_commands_byte_for_byte() {
     exchange(&mut s, b"mg foo zz\r\n", b"CLIENT_ERROR invalid flag\r\n");
     exchange(&mut s, b"mg foo 9\r\n", b"CLIENT_ERROR invalid flag\r\n");
     exchange(&mut s, b"get cnt\r\n", b"VALUE cnt 0 1\r\n0\r\nEND\r\n");
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }

@@ -128,7 +128,7 @@ fn metrics_after_a_mixed_workload_pass_promtool_and_add_up() {
     assert!(sample(&body2, "pogocache_command_duration_seconds_sum") > 0.0);
 
     if !common::tool("promtool", &["--version"]) {
-        srv.shutdown();
+        srv.shutdown().unwrap();
         return;
     }
     let mut promtool = Command::new("promtool")
@@ -151,7 +151,7 @@ fn metrics_after_a_mixed_workload_pass_promtool_and_add_up() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -165,5 +165,5 @@ fn metrics_need_the_password_when_auth_is_set() {
     let (code, body) = scrape(addr, Some("pw"));
     assert_eq!(code, 200);
     assert!(body.contains("# TYPE pogocache_commands_total counter"));
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }

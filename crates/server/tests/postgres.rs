@@ -91,7 +91,7 @@ async fn readme_examples() {
     assert_eq!(err.as_db_error().unwrap().code().code(), "23505");
     // A missing key is an empty result, not an error.
     assert!(c.query_opt("GET $1", &[&"nokey"]).await.unwrap().is_none());
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -124,7 +124,7 @@ async fn binary_values_and_bytea_mode() {
     assert!(c.query("GET $1 $2", &[&"a", &"b"]).await.is_err());
     let v: String = c.query_one("GET ctr", &[]).await.unwrap().get(0);
     assert_eq!(v, "3");
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -143,7 +143,7 @@ async fn passwords() {
         "WRONGPASS invalid username-password pair or user is disabled."
     );
     assert!(client(addr, "").await.is_err(), "no password refused");
-    srv.shutdown();
+    srv.shutdown().unwrap();
     let (srv, addr) = start(Config {
         auth: "secret".into(),
         pg_auth: pogocache_command::postgres::PgAuth::Md5,
@@ -158,10 +158,11 @@ async fn passwords() {
         "md5 ok"
     );
     assert!(client(addr, "password=wrong").await.is_err());
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
-/// Byte-exact exchanges from the spec (conformance.md "postgres-simple").
+/// Byte-exact exchanges captured from Pogocache 1.3.1 (its simple-query
+/// session).
 #[test]
 fn simple_query_bytes() {
     let (srv, addr) = start(config());
@@ -244,7 +245,7 @@ fn simple_query_bytes() {
     let mut s = connect(addr);
     s.write_all_and(b"\x00\x00\x00\x10\x04\xd2\x16.\x00\x00\x00\x00\x00\x00\x00\x00");
     assert_closed(&mut s);
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 trait WriteAll {
@@ -296,7 +297,7 @@ fn psql_when_installed() {
     assert_eq!(run("GET first"), "Tom\n");
     run("SET last Anderson");
     assert_eq!(run("MGET first last"), "first|Tom\nlast|Anderson\n");
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 mod data {
@@ -351,5 +352,5 @@ fn captured_postgres_sessions() {
         }
     }
     assert_eq!(steps, 72);
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }

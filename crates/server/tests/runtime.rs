@@ -39,7 +39,7 @@ fn redis_crate_pipeline_of_ten_thousand() {
     );
     let n: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
     assert_eq!(n, 5001);
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -68,7 +68,7 @@ fn binary_and_large_values() {
         .query(&mut con)
         .unwrap();
     assert_eq!(len, (1 << 20) + 3);
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -90,7 +90,7 @@ fn millisecond_expiry_and_past_exat() {
         b"+OK\r\n",
     );
     exchange(&mut s, &cmd(&[b"GET", b"old"]), b"$-1\r\n");
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -130,7 +130,7 @@ fn bad_input_gets_an_error_and_the_server_stays_up() {
     g.write_all(&[0xffu8; 70_000]).unwrap();
     exchange(&mut s, &cmd(&[b"PING"]), b"+PONG\r\n");
     drop((hog, g));
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -161,7 +161,7 @@ fn a_client_that_stops_reading_does_not_stall_its_thread() {
         total += n;
     }
     assert_eq!(total, want);
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -182,7 +182,7 @@ fn maxconns_closes_the_surplus_without_a_reply() {
         .load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(stats, 1);
     exchange(&mut first, b"PING\r\n", b"+PONG\r\n");
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -206,7 +206,7 @@ fn monitor_sees_other_clients_commands() {
     exchange(&mut mon, b"PING\r\n", b"+PONG\r\n");
     mon.write_all(b"GET x\r\n").unwrap();
     assert_closed(&mut mon);
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -226,7 +226,7 @@ fn unix_socket_and_inline_protocol() {
     let mut buf = [0u8; 23];
     s.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"+OK\r\n$11\r\nhello world\r\n");
-    srv.shutdown();
+    srv.shutdown().unwrap();
     assert!(!path.exists(), "socket file removed at shutdown");
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -239,7 +239,7 @@ fn first_line_split_across_segments_is_served() {
     s.write_all(b"PI").unwrap();
     s.flush().unwrap();
     exchange(&mut s, b"NG\r\n", b"+PONG\r\n");
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -263,7 +263,7 @@ fn stats_count_this_connection_and_commands() {
     );
     assert!(text.contains("$7\r\ncmd_get\r\n$1\r\n1\r\n"), "{text}");
     assert!(text.contains("$10\r\nget_misses\r\n$1\r\n1\r\n"), "{text}");
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -297,5 +297,5 @@ fn nothing_runs_before_auth_on_any_protocol() {
         b"*3\r\n$-1\r\n$-1\r\n$-1\r\n",
     );
     assert_eq!(srv.shared().store.len(), 0);
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }

@@ -180,5 +180,5 @@ fn mixed_churn_at_maxmemory_stays_bounded_and_counts_add_up() {
         store.len() as u64,
         store.total_inserts() - store.evictions() - store.expirations()
     );
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }

@@ -156,7 +156,7 @@ fn every_protocol_over_tls() {
     let mut got = vec![0; "$3145728\r\n".len() + big.len() + 2];
     r.read_exact(&mut got).unwrap();
     assert!(got.starts_with(b"$3145728\r\nzzz") && got.ends_with(b"z\r\n"));
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -178,7 +178,7 @@ fn redis_crate_over_tls() {
         .unwrap();
     let got: Vec<u8> = redis::cmd("GET").arg("tk").query(&mut con).unwrap();
     assert_eq!(got, b"\x00tls\xff");
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -202,7 +202,7 @@ fn client_certificates_are_verified_when_presented() {
         bad.read(&mut buf).map(|n| n == 0).unwrap_or(true),
         "rogue client certificate accepted"
     );
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -210,7 +210,7 @@ fn startup_refuses_bad_tls_files() {
     let p = pki("badfiles");
     let bad = |c: Config| match pogocache_server::Server::start(c) {
         Ok(s) => {
-            s.shutdown();
+            s.shutdown().unwrap();
             panic!("started with bad TLS files")
         }
         Err(e) => e.to_string(),
@@ -358,5 +358,5 @@ fn real_command_line_clients() {
             assert_eq!(got, "via-curl\n");
         }
     }
-    srv.shutdown();
+    srv.shutdown().unwrap();
 }

@@ -2,7 +2,8 @@
 //!
 //! Owns: Pogocache's pattern language: `*` (any run, including none), `?`
 //! (one byte) and `\` (next byte literal). There are no character classes:
-//! `[` is an ordinary byte (spec `commands.md` §5.1, gap C9 "keep").
+//! `[` is an ordinary byte, as in Pogocache (kept deliberately: a superset
+//! would match keys Pogocache does not).
 
 /// Returns true when `key` matches `pattern`.
 ///
