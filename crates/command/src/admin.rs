@@ -22,9 +22,6 @@ use crate::{
 
 /// `KEYS pattern`
 pub fn keys<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
-    if args.len() != 2 {
-        return out.error(err::ARITY);
-    }
     let pattern = args.get(1);
     let mut found: Vec<Vec<u8>> = Vec::new();
     ctx.shared.store.for_each(ctx.now, |e| {
@@ -40,9 +37,6 @@ pub fn keys<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
 
 /// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`
 pub fn scan<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
-    if args.len() < 2 {
-        return out.error(err::ARITY);
-    }
     let Some(cursor) = parse_u64_strict(args.get(1)) else {
         return out.error(err::CURSOR);
     };
@@ -178,9 +172,6 @@ fn run_sweep(shared: &Shared, now: i64) {
 
 /// `SWEEP [ASYNC|FAST]`: removes every expired entry.
 pub fn sweep<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
-    if args.len() > 2 {
-        return out.error(err::ARITY);
-    }
     let asynchronous = match args.len() {
         2 if eq_ic(args.get(1), b"async") => true,
         2 if eq_ic(args.get(1), b"fast") => false,
@@ -205,9 +196,6 @@ fn run_purge(shared: &Shared) {
 
 /// `PURGE [ASYNC]`: returns free memory to the OS.
 pub fn purge<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
-    if args.len() > 2 {
-        return out.error(err::ARITY);
-    }
     if args.len() == 2 {
         if !eq_ic(args.get(1), b"async") {
             return out.error(err::SYNTAX);
@@ -346,9 +334,6 @@ pub(crate) fn stats_list(ctx: &Ctx<'_>) -> [(&'static str, String); 36] {
 
 /// `DEBUG POPULATE count prefix size [min-max]` and `DEBUG DETACH`.
 pub fn debug<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
-    if args.len() < 2 {
-        return out.error(err::ARITY);
-    }
     let sub = args.get(1);
     if eq_ic(sub, b"detach") {
         let t0 = pogocache_store::clock::monotonic_ns();

@@ -16,11 +16,6 @@ pub struct Op {
 }
 
 impl Op {
-    /// Position in the INCR family as listed in `stats::CMD_LABELS`.
-    pub(crate) fn index(self) -> usize {
-        (self.unsigned as usize) << 2 | (self.by as usize) << 1 | self.decr as usize
-    }
-
     pub const INCR: Op = Op {
         decr: false,
         unsigned: false,
@@ -77,9 +72,6 @@ fn stored_int<T>(v: &[u8], parse: impl Fn(&[u8]) -> Option<T>, zero: T) -> Optio
 /// `INCR`/`DECR`/`INCRBY`/`DECRBY` and the `U` forms. A missing key
 /// counts as 0 and is created; TTL and flags are kept.
 pub fn incr<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R, op: Op) {
-    if args.len() != if op.by { 3 } else { 2 } {
-        return out.error(err::ARITY);
-    }
     // The delta as a magnitude plus direction; signed forms fold a
     // negative delta into the direction below.
     let delta = if !op.by {
@@ -138,9 +130,6 @@ pub fn incr<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R, op: Op)
 /// `APPEND key value` / `PREPEND key value`: returns the new length; a
 /// missing key is created.
 pub fn append<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R, side: Side) {
-    if args.len() != 3 {
-        return out.error(err::ARITY);
-    }
     match ctx
         .shared
         .store

@@ -3,14 +3,15 @@
 //! All are extensions (see README); none changes a reply Pogocache
 //! defines.
 //!
-//! Owns: these commands' argument rules and replies, the INFO sections
-//! and the command metadata table. Does not own: the client registry
+//! Owns: these commands' argument rules and replies and the INFO
+//! sections (`COMMAND` reports the command table, `table.rs`). Does not own: the client registry
 //! (`clients.rs`) or reply encoding (`reply.rs`).
 
 use std::sync::atomic::Ordering::Relaxed;
 
 use pogocache_protocol::ArgView;
 
+use crate::table::{SPECS, Spec};
 use crate::{Ctx, Reply, VERSION, clients::ClientInfo, eq_ic, err, parse_i64_strict, session, sys};
 
 /// The Redis version we answer as in INFO and HELLO: the command and
@@ -18,109 +19,20 @@ use crate::{Ctx, Reply, VERSION, clients::ClientInfo, eq_ic, err, parse_i64_stri
 /// Our own version is reported next to it (`pogocache_version`).
 pub const REDIS_COMPAT: &str = "7.2.0";
 
-/// Command metadata for COMMAND: name, arity (negative: at least), flags,
-/// first key, last key, key step (Redis's conventions).
-type Meta = (&'static str, i64, &'static [&'static str], i64, i64, i64);
+/// One `COMMAND` entry per name (aliases too), in table order.
+fn entries() -> impl Iterator<Item = (&'static [u8], &'static Spec)> {
+    SPECS
+        .iter()
+        .flat_map(|s| s.names.iter().map(move |n| (*n, s)))
+}
 
-const W: &[&str] = &["write"];
-const R: &[&str] = &["readonly", "fast"];
-const A: &[&str] = &["admin"];
-const F: &[&str] = &["fast"];
-const L: &[&str] = &["loading", "stale", "fast"];
-
-/// Every command of the table, Pogocache's 40 and ours.
-const COMMANDS: &[Meta] = &[
-    ("set", -3, W, 1, 1, 1),
-    ("setex", 4, W, 1, 1, 1),
-    ("get", 2, R, 1, 1, 1),
-    ("mget", -2, R, 1, -1, 1),
-    ("mgets", -2, R, 1, -1, 1),
-    ("del", -2, W, 1, -1, 1),
-    ("exists", -2, R, 1, -1, 1),
-    ("ttl", 2, R, 1, 1, 1),
-    ("pttl", 2, R, 1, 1, 1),
-    ("expire", 3, W, 1, 1, 1),
-    ("touch", -2, R, 1, -1, 1),
-    ("dbsize", 1, R, 0, 0, 0),
-    ("incr", 2, W, 1, 1, 1),
-    ("decr", 2, W, 1, 1, 1),
-    ("incrby", 3, W, 1, 1, 1),
-    ("decrby", 3, W, 1, 1, 1),
-    ("uincr", 2, W, 1, 1, 1),
-    ("udecr", 2, W, 1, 1, 1),
-    ("uincrby", 3, W, 1, 1, 1),
-    ("udecrby", 3, W, 1, 1, 1),
-    ("append", 3, W, 1, 1, 1),
-    ("prepend", 3, W, 1, 1, 1),
-    ("keys", 2, &["readonly"], 0, 0, 0),
-    ("scan", -2, &["readonly"], 0, 0, 0),
-    ("flush", -1, W, 0, 0, 0),
-    ("flushdb", -1, W, 0, 0, 0),
-    ("flushall", -1, W, 0, 0, 0),
-    ("sweep", -1, A, 0, 0, 0),
-    ("purge", -1, A, 0, 0, 0),
-    ("save", -1, A, 0, 0, 0),
-    ("load", -1, A, 0, 0, 0),
-    ("stats", 1, L, 0, 0, 0),
-    ("ping", -1, L, 0, 0, 0),
-    ("echo", 2, F, 0, 0, 0),
-    ("version", 1, L, 0, 0, 0),
-    ("quit", -1, L, 0, 0, 0),
-    ("select", 2, L, 0, 0, 0),
-    (
-        "auth",
-        -2,
-        &["noscript", "loading", "stale", "fast"],
-        0,
-        0,
-        0,
-    ),
-    ("monitor", 1, A, 0, 0, 0),
-    ("debug", -2, A, 0, 0, 0),
-    (
-        "hello",
-        -1,
-        &["noscript", "loading", "stale", "fast"],
-        0,
-        0,
-        0,
-    ),
-    (
-        "client",
-        -2,
-        &["admin", "noscript", "loading", "stale"],
-        0,
-        0,
-        0,
-    ),
-    ("info", -1, &["loading", "stale"], 0, 0, 0),
-    ("command", -1, &["loading", "stale"], 0, 0, 0),
-    (
-        "config",
-        -2,
-        &["admin", "noscript", "loading", "stale"],
-        0,
-        0,
-        0,
-    ),
-    (
-        "reset",
-        1,
-        &["noscript", "loading", "stale", "fast"],
-        0,
-        0,
-        0,
-    ),
-    ("wait", 3, &["noscript"], 0, 0, 0),
-];
-
-fn command_entry<R: Reply>(m: &Meta, out: &mut R) {
-    let (name, arity, flags, first, last, step) = *m;
+fn command_entry<R: Reply>((name, spec): (&[u8], &Spec), out: &mut R) {
+    let (first, last, step) = spec.keys;
     out.array(10);
-    out.bulk(name.as_bytes());
-    out.int(arity);
-    out.array(flags.len());
-    for f in flags {
+    out.bulk(name);
+    out.int(spec.arity);
+    out.array(spec.flags.redis.len());
+    for f in spec.flags.redis {
         out.simple(f.as_bytes());
     }
     out.int(first);
@@ -135,25 +47,25 @@ fn command_entry<R: Reply>(m: &Meta, out: &mut R) {
 /// `COMMAND [COUNT | LIST | INFO name... | DOCS [name...]]`
 pub fn command<R: Reply>(args: ArgView<'_>, out: &mut R) {
     if args.len() == 1 {
-        out.array(COMMANDS.len());
-        return COMMANDS.iter().for_each(|m| command_entry(m, out));
+        out.array(entries().count());
+        return entries().for_each(|e| command_entry(e, out));
     }
     let sub = args.get(1);
     if eq_ic(sub, b"count") && args.len() == 2 {
-        out.int(COMMANDS.len() as i64);
+        out.int(entries().count() as i64);
     } else if eq_ic(sub, b"list") && args.len() == 2 {
-        out.array(COMMANDS.len());
-        COMMANDS.iter().for_each(|m| out.bulk(m.0.as_bytes()));
+        out.array(entries().count());
+        entries().for_each(|(n, _)| out.bulk(n));
     } else if eq_ic(sub, b"info") {
         let names: Vec<&[u8]> = args.iter().skip(2).collect();
         if names.is_empty() {
-            out.array(COMMANDS.len());
-            return COMMANDS.iter().for_each(|m| command_entry(m, out));
+            out.array(entries().count());
+            return entries().for_each(|e| command_entry(e, out));
         }
         out.array(names.len());
         for n in names {
-            match COMMANDS.iter().find(|m| eq_ic(m.0.as_bytes(), n)) {
-                Some(m) => command_entry(m, out),
+            match entries().find(|(name, _)| eq_ic(name, n)) {
+                Some(e) => command_entry(e, out),
                 None => out.null(),
             }
         }
@@ -285,9 +197,6 @@ pub fn reset<R: Reply>(ctx: &mut Ctx<'_>, out: &mut R) {
 
 /// `WAIT numreplicas timeout`: there are no replicas, so 0 at once.
 pub fn wait<R: Reply>(args: ArgView<'_>, out: &mut R) {
-    if args.len() != 3 {
-        return out.error(err::ARITY);
-    }
     match (parse_i64_strict(args.get(1)), parse_i64_strict(args.get(2))) {
         (Some(_), Some(t)) if t >= 0 => out.int(0),
         (Some(_), Some(_)) => out.error(b"ERR timeout is negative"),

@@ -161,9 +161,6 @@ fn store<R: Reply>(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8], sa: &SetArgs, ou
 
 /// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL] [FLAGS f] [CAS c]`
 pub fn set<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
-    if args.len() < 3 {
-        return out.error(err::ARITY);
-    }
     match parse_set(ctx, args) {
         Ok(sa) => store(ctx, args.get(1), args.get(2), &sa, out),
         Err(e) => out.error(e),
@@ -172,9 +169,6 @@ pub fn set<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
 
 /// `SETEX key seconds value`
 pub fn setex<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
-    if args.len() != 4 {
-        return out.error(err::ARITY);
-    }
     let Some(s) = parse_i64_strict(args.get(2)).filter(|&s| s > 0) else {
         return out.error(err::EXPIRE);
     };
@@ -191,9 +185,6 @@ pub fn setex<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
 
 /// `GET key`
 pub fn get<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
-    if args.len() != 2 {
-        return out.error(err::ARITY);
-    }
     ctx.stats.cmd_get.incr();
     let hit = ctx.shared.store.get(args.get(1), ctx.now, |e| match e {
         Some(e) => {
@@ -213,9 +204,6 @@ pub fn get<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
 /// `MGET key [key ...]` and `MGETS key [key ...]` (the latter with flags
 /// and CAS per hit).
 pub fn mget<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R, with_meta: bool) {
-    if args.len() < 2 {
-        return out.error(err::ARITY);
-    }
     out.array(args.len() - 1);
     let (mut hits, mut misses) = (0, 0);
     for key in args.iter().skip(1) {
@@ -245,9 +233,6 @@ pub fn mget<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R, with_me
 
 /// `DEL key [key ...]`
 pub fn del<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
-    if args.len() < 2 {
-        return out.error(err::ARITY);
-    }
     let mut n = 0;
     for key in args.iter().skip(1) {
         if ctx.shared.store.delete(key, ctx.now) {
@@ -261,9 +246,6 @@ pub fn del<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
 
 /// `EXISTS key [key ...]` (repeated keys count each time).
 pub fn exists<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
-    if args.len() < 2 {
-        return out.error(err::ARITY);
-    }
     let n = args
         .iter()
         .skip(1)
@@ -275,9 +257,6 @@ pub fn exists<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
 /// `TTL key` / `PTTL key`: -2 missing, -1 no expiry, else the remaining
 /// time truncated to the unit.
 pub fn ttl<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R, unit: i64) {
-    if args.len() != 2 {
-        return out.error(err::ARITY);
-    }
     match ctx.shared.store.ttl_ns(args.get(1), ctx.now) {
         None => {
             ctx.stats.get_misses.incr();
@@ -296,9 +275,6 @@ pub fn ttl<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R, unit: i6
 
 /// `EXPIRE key seconds [ignored ...]`: a value ≤ 0 expires the key now.
 pub fn expire<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
-    if args.len() < 3 {
-        return out.error(err::ARITY);
-    }
     let Some(s) = parse_i64_strict(args.get(2)) else {
         return out.error(err::INTEGER);
     };
@@ -309,9 +285,6 @@ pub fn expire<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
 
 /// `TOUCH key [key ...]`: refreshes last-access times.
 pub fn touch<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
-    if args.len() < 2 {
-        return out.error(err::ARITY);
-    }
     let mut n = 0;
     for key in args.iter().skip(1) {
         if ctx.shared.store.touch(key, ctx.now) {
@@ -326,9 +299,6 @@ pub fn touch<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
 }
 
 /// `DBSIZE`: entries including expired ones not yet removed.
-pub fn dbsize<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
-    if args.len() != 1 {
-        return out.error(err::ARITY);
-    }
+pub fn dbsize<R: Reply>(ctx: &mut Ctx<'_>, out: &mut R) {
     out.int(ctx.shared.store.len() as i64);
 }

@@ -5,21 +5,31 @@
 //! semantics against the store, and their replies through the
 //! protocol-neutral [`Reply`] sink.
 //!
-//! Owns: the auth gate, name lookup, arity and option parsing, error
+//! Owns: the auth gate, name lookup, argument counts and option parsing, error
 //! strings, stats counting, MONITOR fan-out, and the log lines commands
 //! print. Does not own: framing or reply bytes (each protocol implements
 //! [`Reply`]), sockets and threads (the server), storage (the store).
 //!
 //! ## Layout
 //!
+//! - [`table`]: the command table, one row per command (names, argument
+//!   counts, flags, key positions, Postgres columns); lookup, labels and
+//!   `COMMAND` are generated from it, and [`execute`] dispatches on it.
 //! - [`reply`]: the [`Reply`] trait and the RESP implementation.
 //! - `keys`: SET, GET, MGET(S), DEL, EXISTS, TTL, EXPIRE, TOUCH, DBSIZE.
 //! - `counters`: the INCR family and APPEND/PREPEND.
 //! - `admin`: KEYS, SCAN, FLUSH, SWEEP, PURGE, SAVE, LOAD, STATS, DEBUG.
-//! - `session`: PING, ECHO, VERSION, QUIT, SELECT, AUTH, MONITOR.
+//! - `session`: PING, SELECT, AUTH (ECHO, VERSION, QUIT and MONITOR are
+//!   one-liners in the dispatcher).
 //! - [`intro`]: HELLO, CLIENT, INFO, COMMAND, CONFIG, RESET, WAIT
 //!   (extensions for modern clients), with [`clients`] the registry
 //!   behind CLIENT LIST/KILL.
+//! - [`memcache`] and `meta`: the memcache text and meta protocols' verbs
+//!   against the store.
+//! - [`http`]: the HTTP routes; [`metrics`]: `GET /metrics`.
+//! - [`postgres`]: Postgres sessions, running the table's commands.
+//! - [`stats`]: per-worker counters; [`monitor`]: the MONITOR fan-out;
+//!   [`log`]: log lines (text or JSON); [`sys`]: RSS and the allocator.
 
 mod admin;
 pub mod clients;
@@ -37,6 +47,7 @@ pub mod reply;
 mod session;
 pub mod stats;
 pub mod sys;
+pub mod table;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,6 +57,7 @@ use pogocache_store::Store;
 
 pub use reply::{Reply, RespReply};
 pub use stats::{ConnCounters, Stats, Totals};
+pub use table::Cmd;
 
 /// Version reported by VERSION, STATS and `--version`: Pogocache's
 /// release line with our own build suffix, so clients that compare
@@ -209,157 +221,6 @@ pub struct Ctx<'a> {
     pub scratch: &'a mut Vec<u8>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Cmd {
-    Set,
-    Setex,
-    Get,
-    Mget,
-    Mgets,
-    Del,
-    Exists,
-    Ttl,
-    Pttl,
-    Expire,
-    Touch,
-    Dbsize,
-    Incr(counters::Op),
-    Append,
-    Prepend,
-    Keys,
-    Scan,
-    Flush,
-    Sweep,
-    Purge,
-    Save,
-    Load,
-    Stats,
-    Ping,
-    Echo,
-    Version,
-    Quit,
-    Select,
-    Auth,
-    Monitor,
-    Debug,
-    Hello,
-    Client,
-    Info,
-    Command,
-    Config,
-    Reset,
-    Wait,
-}
-
-/// Case-insensitive lookup of the 40 command names. Names longer than
-/// any command are rejected before lowercasing.
-fn lookup(name: &[u8]) -> Option<Cmd> {
-    use counters::Op;
-    let mut buf = [0u8; 8];
-    if name.len() > buf.len() {
-        return None;
-    }
-    for (d, s) in buf.iter_mut().zip(name) {
-        *d = s.to_ascii_lowercase();
-    }
-    Some(match &buf[..name.len()] {
-        b"set" => Cmd::Set,
-        b"get" => Cmd::Get,
-        b"setex" => Cmd::Setex,
-        b"mget" => Cmd::Mget,
-        b"mgets" => Cmd::Mgets,
-        b"del" => Cmd::Del,
-        b"exists" => Cmd::Exists,
-        b"ttl" => Cmd::Ttl,
-        b"pttl" => Cmd::Pttl,
-        b"expire" => Cmd::Expire,
-        b"touch" => Cmd::Touch,
-        b"dbsize" => Cmd::Dbsize,
-        b"incr" => Cmd::Incr(Op::INCR),
-        b"decr" => Cmd::Incr(Op::DECR),
-        b"incrby" => Cmd::Incr(Op::INCRBY),
-        b"decrby" => Cmd::Incr(Op::DECRBY),
-        b"uincr" => Cmd::Incr(Op::UINCR),
-        b"udecr" => Cmd::Incr(Op::UDECR),
-        b"uincrby" => Cmd::Incr(Op::UINCRBY),
-        b"udecrby" => Cmd::Incr(Op::UDECRBY),
-        b"append" => Cmd::Append,
-        b"prepend" => Cmd::Prepend,
-        b"keys" => Cmd::Keys,
-        b"scan" => Cmd::Scan,
-        b"flush" | b"flushdb" | b"flushall" => Cmd::Flush,
-        b"sweep" => Cmd::Sweep,
-        b"purge" => Cmd::Purge,
-        b"save" => Cmd::Save,
-        b"load" => Cmd::Load,
-        b"stats" => Cmd::Stats,
-        b"ping" => Cmd::Ping,
-        b"echo" => Cmd::Echo,
-        b"version" => Cmd::Version,
-        b"quit" => Cmd::Quit,
-        b"select" => Cmd::Select,
-        b"auth" => Cmd::Auth,
-        b"monitor" => Cmd::Monitor,
-        b"debug" => Cmd::Debug,
-        b"hello" => Cmd::Hello,
-        b"client" => Cmd::Client,
-        b"info" => Cmd::Info,
-        b"command" => Cmd::Command,
-        b"config" => Cmd::Config,
-        b"reset" => Cmd::Reset,
-        b"wait" => Cmd::Wait,
-        _ => return None,
-    })
-}
-
-/// Index of a command in `stats::CMD_LABELS`.
-fn label(cmd: Option<Cmd>) -> usize {
-    use Cmd::*;
-    let Some(cmd) = cmd else {
-        return stats::CMD_LABELS.len() - 1;
-    };
-    match cmd {
-        Set => 0,
-        Setex => 1,
-        Get => 2,
-        Mget => 3,
-        Mgets => 4,
-        Del => 5,
-        Exists => 6,
-        Ttl => 7,
-        Pttl => 8,
-        Expire => 9,
-        Touch => 10,
-        Dbsize => 11,
-        Incr(op) => 12 + op.index(),
-        Append => 20,
-        Prepend => 21,
-        Keys => 22,
-        Scan => 23,
-        Flush => 24,
-        Sweep => 25,
-        Purge => 26,
-        Save => 27,
-        Load => 28,
-        Stats => 29,
-        Ping => 30,
-        Echo => 31,
-        Version => 32,
-        Quit => 33,
-        Select => 34,
-        Auth => 35,
-        Monitor => 36,
-        Debug => 37,
-        Hello => 38,
-        Client => 39,
-        Info => 40,
-        Command => 41,
-        Config => 42,
-        Reset => 43,
-        Wait => 44,
-    }
-}
-
 /// Passes a reply through, noting whether it was an error (the outcome
 /// label of `pogocache_commands_total`).
 struct Track<'r, R> {
@@ -414,7 +275,7 @@ impl<R: Reply> Reply for Track<'_, R> {
 /// requests before calling). Counts it by command and outcome, and times
 /// one in `stats::LATENCY_SAMPLE`.
 pub fn execute<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) -> Action {
-    let cmd = lookup(args.get(0));
+    let cmd = table::lookup(args.get(0));
     let timed = ctx
         .stats
         .detail
@@ -426,7 +287,7 @@ pub fn execute<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) -> A
     };
     let action = run(ctx, cmd, args, &mut track);
     let d = &ctx.stats.detail;
-    let i = label(cmd);
+    let i = cmd.map(Cmd::index).unwrap_or(table::COUNT);
     if track.failed {
         d.err[i].incr();
     } else {
@@ -439,6 +300,7 @@ pub fn execute<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) -> A
 }
 
 fn run<R: Reply>(ctx: &mut Ctx<'_>, cmd: Option<Cmd>, args: ArgView<'_>, out: &mut R) -> Action {
+    use counters::Op;
     let name = args.get(0);
     if !ctx.session.authed {
         // HELLO may carry AUTH; it enforces the password itself.
@@ -459,6 +321,11 @@ fn run<R: Reply>(ctx: &mut Ctx<'_>, cmd: Option<Cmd>, args: ArgView<'_>, out: &m
         let wall = pogocache_store::clock::wall_ns();
         ctx.shared.monitor.feed(wall, &ctx.session.addr, args);
     }
+    // The one argument-count check (the table's rule for each command).
+    if !cmd.spec().args_ok(args.len()) {
+        out.error(err::ARITY);
+        return Action::Continue;
+    }
     match cmd {
         Cmd::Set => keys::set(ctx, args, out),
         Cmd::Setex => keys::setex(ctx, args, out),
@@ -471,8 +338,15 @@ fn run<R: Reply>(ctx: &mut Ctx<'_>, cmd: Option<Cmd>, args: ArgView<'_>, out: &m
         Cmd::Pttl => keys::ttl(ctx, args, out, 1_000_000),
         Cmd::Expire => keys::expire(ctx, args, out),
         Cmd::Touch => keys::touch(ctx, args, out),
-        Cmd::Dbsize => keys::dbsize(ctx, args, out),
-        Cmd::Incr(op) => counters::incr(ctx, args, out, op),
+        Cmd::Dbsize => keys::dbsize(ctx, out),
+        Cmd::Incr => counters::incr(ctx, args, out, Op::INCR),
+        Cmd::Decr => counters::incr(ctx, args, out, Op::DECR),
+        Cmd::Incrby => counters::incr(ctx, args, out, Op::INCRBY),
+        Cmd::Decrby => counters::incr(ctx, args, out, Op::DECRBY),
+        Cmd::Uincr => counters::incr(ctx, args, out, Op::UINCR),
+        Cmd::Udecr => counters::incr(ctx, args, out, Op::UDECR),
+        Cmd::Uincrby => counters::incr(ctx, args, out, Op::UINCRBY),
+        Cmd::Udecrby => counters::incr(ctx, args, out, Op::UDECRBY),
         Cmd::Append => counters::append(ctx, args, out, pogocache_store::Side::Append),
         Cmd::Prepend => counters::append(ctx, args, out, pogocache_store::Side::Prepend),
         Cmd::Keys => admin::keys(ctx, args, out),
@@ -485,7 +359,7 @@ fn run<R: Reply>(ctx: &mut Ctx<'_>, cmd: Option<Cmd>, args: ArgView<'_>, out: &m
         Cmd::Stats => admin::stats(ctx, args, out),
         Cmd::Debug => admin::debug(ctx, args, out),
         Cmd::Ping => session::ping(args, out),
-        Cmd::Echo => session::echo(args, out),
+        Cmd::Echo => out.bulk(args.get(1)),
         Cmd::Version => out.simple(VERSION.as_bytes()),
         Cmd::Quit => {
             out.ok();
@@ -494,20 +368,15 @@ fn run<R: Reply>(ctx: &mut Ctx<'_>, cmd: Option<Cmd>, args: ArgView<'_>, out: &m
         Cmd::Select => session::select(args, out),
         Cmd::Auth => session::auth(ctx, args, out),
         Cmd::Hello => intro::hello(ctx, args, out),
-        Cmd::Client if args.len() >= 2 => intro::client(ctx, args, out),
-        Cmd::Config if args.len() >= 2 => intro::config(ctx, args, out),
-        Cmd::Client | Cmd::Config => out.error(err::ARITY),
+        Cmd::Client => intro::client(ctx, args, out),
+        Cmd::Config => intro::config(ctx, args, out),
         Cmd::Info => intro::info(ctx, args, out),
         Cmd::Command => intro::command(args, out),
         Cmd::Reset => intro::reset(ctx, out),
         Cmd::Wait => intro::wait(args, out),
         Cmd::Monitor => {
-            if args.len() != 1 {
-                out.error(err::ARITY);
-            } else {
-                out.ok();
-                return Action::Monitor;
-            }
+            out.ok();
+            return Action::Monitor;
         }
     }
     Action::Continue

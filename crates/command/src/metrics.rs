@@ -10,7 +10,7 @@
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::stats::{CMD_LABELS, LATENCY_BOUNDS, LATENCY_SAMPLE};
+use crate::stats::{CMD_COUNTERS, LATENCY_BOUNDS, LATENCY_SAMPLE, cmd_label};
 use crate::{Shared, sys};
 
 const PROTOCOLS: [&str; 4] = ["resp", "memcache", "http", "postgres"];
@@ -36,7 +36,8 @@ pub fn render(sh: &Shared, now: i64, wall: i64) -> String {
         "counter",
         "Commands run through the command table (RESP and Postgres), by command and outcome.",
     );
-    for (i, cmd) in CMD_LABELS.iter().enumerate() {
+    for i in 0..CMD_COUNTERS {
+        let cmd = cmd_label(i);
         let ok: u64 = workers().map(|d| d.ok[i].get()).sum();
         let err: u64 = workers().map(|d| d.err[i].get()).sum();
         if ok + err > 0 {

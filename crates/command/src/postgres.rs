@@ -23,6 +23,7 @@ use pogocache_protocol::postgres::{
     self as pg, Frame, FrameError, Framed, OID_BYTEA, OID_TEXT, Piece, Reader, Token,
 };
 
+use crate::table::Cmd;
 use crate::{Ctx, Reply, VERSION, execute, session};
 
 /// Prepared statements and portals a session may hold (each bounded, so a
@@ -149,30 +150,17 @@ fn eq_ic(a: &[u8], b: &str) -> bool {
     a.eq_ignore_ascii_case(b.as_bytes())
 }
 
-/// The columns a command's result has, decided from its name and literal
-/// options, so Describe can answer before anything runs.
+/// The columns a command's result has, from the command table and, for
+/// SET ... GET and DEBUG DETACH, its literal options, so Describe can
+/// answer before anything runs.
 fn columns(args: &[&[u8]]) -> Option<&'static [&'static str]> {
-    let name = args.first()?;
-    let lower = name.to_ascii_lowercase();
-    Some(match lower.as_slice() {
-        b"get" => &["value"],
-        b"set" if args.iter().skip(3).any(|a| eq_ic(a, "get")) => &["value"],
-        b"mget" => &["key", "value"],
-        b"mgets" => &["key", "flags", "cas", "value"],
-        b"exists" => &["exists"],
-        b"ttl" => &["ttl"],
-        b"pttl" => &["pttl"],
-        b"dbsize" => &["count"],
-        b"incr" | b"decr" | b"incrby" | b"decrby" | b"uincr" | b"udecr" | b"uincrby"
-        | b"udecrby" => &["value"],
-        b"keys" => &["key"],
-        b"scan" => &["key", "cursor"],
-        b"stats" => &["stat", "value"],
-        b"ping" | b"echo" => &["message"],
-        b"version" => &["version"],
-        b"debug" if args.get(1).is_some_and(|a| eq_ic(a, "detach")) => &["detach"],
-        _ => return None,
-    })
+    let cmd = crate::table::lookup(args.first()?)?;
+    let cols: &'static [&'static str] = match cmd {
+        Cmd::Set if args.iter().skip(3).any(|a| eq_ic(a, "get")) => &["value"],
+        Cmd::Debug if args.get(1).is_some_and(|a| eq_ic(a, "detach")) => &["detach"],
+        _ => cmd.spec().columns,
+    };
+    (!cols.is_empty()).then_some(cols)
 }
 
 /// Text pieces of a statement, for [`columns`] (parameters count as

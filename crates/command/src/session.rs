@@ -1,5 +1,5 @@
-//! Connection-level commands: PING, ECHO, SELECT, AUTH. VERSION, QUIT and MONITOR are one-liners in
-//! the dispatcher.
+//! Connection-level commands: PING, SELECT, AUTH. ECHO, VERSION, QUIT
+//! and MONITOR are one-liners in the dispatcher.
 
 use pogocache_protocol::ArgView;
 
@@ -7,27 +7,16 @@ use crate::{Ctx, Reply, err, parse_i64_strict};
 
 /// `PING [message]`
 pub fn ping<R: Reply>(args: ArgView<'_>, out: &mut R) {
-    match args.len() {
-        1 => out.simple(b"PONG"),
-        2 => out.bulk(args.get(1)),
-        _ => out.error(err::ARITY),
+    if args.len() == 1 {
+        out.simple(b"PONG")
+    } else {
+        out.bulk(args.get(1))
     }
-}
-
-/// `ECHO message`
-pub fn echo<R: Reply>(args: ArgView<'_>, out: &mut R) {
-    if args.len() != 2 {
-        return out.error(err::ARITY);
-    }
-    out.bulk(args.get(1))
 }
 
 /// `SELECT db`: there is one database; indexes ≤ 0 are accepted for
 /// clients that always send `SELECT 0`.
 pub fn select<R: Reply>(args: ArgView<'_>, out: &mut R) {
-    if args.len() != 2 {
-        return out.error(err::ARITY);
-    }
     match parse_i64_strict(args.get(1)) {
         Some(n) if n > 0 => out.error(err::RANGE),
         Some(_) => out.ok(),
@@ -51,7 +40,6 @@ pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
 /// C4, "fix"). Any other user name is refused.
 pub fn auth<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
     let pass = match args.len() {
-        1 => return out.error(err::ARITY),
         2 => Some(args.get(1)),
         3 if args.get(1) == b"default" => Some(args.get(2)),
         3 => None,

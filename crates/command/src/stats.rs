@@ -77,15 +77,18 @@ stats!(
     auth_errors,
 );
 
-/// Labels of `pogocache_commands_total{cmd=...}`: every command of the
-/// table (the INCR family one by one), then `unknown`.
-pub const CMD_LABELS: [&str; 46] = [
-    "set", "setex", "get", "mget", "mgets", "del", "exists", "ttl", "pttl", "expire", "touch",
-    "dbsize", "incr", "decr", "incrby", "decrby", "uincr", "udecr", "uincrby", "udecrby", "append",
-    "prepend", "keys", "scan", "flush", "sweep", "purge", "save", "load", "stats", "ping", "echo",
-    "version", "quit", "select", "auth", "monitor", "debug", "hello", "client", "info", "command",
-    "config", "reset", "wait", "unknown",
-];
+/// Counters per command: one per row of the command table, then one for
+/// unknown commands.
+pub const CMD_COUNTERS: usize = crate::table::COUNT + 1;
+
+/// Label of `pogocache_commands_total{cmd=...}` for counter `i`: the
+/// command's name, or `unknown`.
+pub fn cmd_label(i: usize) -> &'static str {
+    crate::table::SPECS
+        .get(i)
+        .map(|s| s.label())
+        .unwrap_or("unknown")
+}
 
 /// Upper bounds (seconds) of the command latency histogram buckets.
 pub const LATENCY_BOUNDS: [f64; 14] = [
@@ -101,8 +104,8 @@ pub const LATENCY_SAMPLE: u64 = 64;
 /// the rest of [`Stats`].
 #[derive(Debug)]
 pub struct Detail {
-    pub ok: [Counter; CMD_LABELS.len()],
-    pub err: [Counter; CMD_LABELS.len()],
+    pub ok: [Counter; CMD_COUNTERS],
+    pub err: [Counter; CMD_COUNTERS],
     /// Requests by protocol: RESP, Memcache, HTTP, Postgres.
     pub requests: [Counter; 4],
     /// Histogram buckets (cumulative when rendered), then +Inf.

@@ -58,8 +58,9 @@ pub(crate) fn i64_unbounded(s: &[u8]) -> Option<i64> {
     Some(v)
 }
 
-/// A signed number argument: [`i64_unbounded`] on at most [`MAX_LEN`]
-/// bytes.
+/// A signed number argument: C `strtoll` over the whole token (leading
+/// whitespace, an optional sign, digits, no overflow) on at most
+/// [`MAX_LEN`] bytes.
 #[inline]
 pub fn parse_i64_strict(s: &[u8]) -> Option<i64> {
     if s.len() > MAX_LEN {

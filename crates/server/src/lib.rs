@@ -26,7 +26,7 @@
 //!   and hands each socket to the next worker.
 //! - **workers**: own their connections outright; cache commands never
 //!   block, so there is no async runtime, only edge-triggered readiness.
-//!   A connection runs at most [`worker::BUDGET`] commands per turn and is
+//!   A connection runs at most `worker::BUDGET` (512) commands per turn and is
 //!   then queued behind the others, so a deep pipeline cannot starve its
 //!   neighbours. Output past a high-water mark stops input processing
 //!   until the client reads (no unbounded buffering, gap B2).

@@ -813,7 +813,8 @@ fn front_key<'d>(
                 return None;
             };
             let a = look.view(data);
-            Some((m, (a.len() >= 2).then(|| a.get(1))))
+            // The key positions come from the command table.
+            Some((m, pogocache_command::table::first_key(&a)))
         }
         Proto::Memcache => match memcache::parse(data) {
             memcache::Parsed::Done(m, r) => Some((m, r.first_key())),
