@@ -3,9 +3,9 @@
 //! atomically under its key's shard lock.
 
 use pogocache_protocol::ArgView;
-use pogocache_store::{Side, StoreError, UpdateError};
+use pogocache_store::{Side, UpdateError};
 
-use crate::{Ctx, Reply, err, parse_i64_strict, parse_u64_strict};
+use crate::{Ctx, Reply, common, err, parse_i64_strict, parse_u64_strict};
 
 /// Which counter command: direction, signedness, explicit delta.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,13 +137,6 @@ pub fn append<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R, side:
     {
         Ok(Some(n)) => out.int(n as i64),
         Ok(None) => out.int(0),
-        Err(StoreError::TooLarge) => {
-            ctx.stats.store_too_large.incr();
-            out.error(err::SIZE)
-        }
-        Err(StoreError::OutOfMemory) => {
-            ctx.stats.store_no_memory.incr();
-            out.error(err::MEMORY)
-        }
+        Err(e) => out.error(common::store_error(ctx.stats, e)),
     }
 }

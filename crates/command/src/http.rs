@@ -10,11 +10,12 @@
 //! pipelining, percent-decoded keys (`/a%20b` is the key `a b`), 411 for
 //! chunked bodies and 413 for oversized ones.
 
+use pogocache_protocol::Args;
 use pogocache_protocol::http::{Method, Request, response};
-use pogocache_protocol::{ArgView, Args};
 use pogocache_store::{Cond, Expiry, SetOptions, SetOutcome, StoreError};
 
-use crate::{Action, Ctx, err, parse_i64_strict, parse_u64_strict, session};
+use crate::table::Cmd;
+use crate::{Action, Ctx, common, err, parse_i64_strict, parse_u64_strict, session};
 
 const HELP_TEXT: &[u8] = b"Welcome to the Pogocache HTTP interface.\nVisit https://github.com/tidwall/pogocache for documentation and examples.\n";
 const HELP_HTML: &[u8] = b"<html>\n<head>\n<title>Pogocache</title>\n</head>\n<body>\n<h2>Welcome to the Pogocache HTTP interface.</h2>\nVisit <a href=\"https://github.com/tidwall/pogocache\">https://github.com/tidwall/pogocache</a> for documentation and examples.\n</body>\n</html>\n";
@@ -123,8 +124,7 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request<'_>, out: &mut Vec<u8>) -> Actio
         (None, Some(h)) => match h.strip_prefix(b"Bearer ") {
             Some(token) => Some(token),
             None => {
-                ctx.stats.auth_cmds.incr();
-                ctx.stats.auth_errors.incr();
+                common::denied(ctx.stats);
                 send(401, "Unauthorized", b"Unauthorized\r\n");
                 return done;
             }
@@ -155,57 +155,71 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request<'_>, out: &mut Vec<u8>) -> Actio
         return done;
     }
     trace(ctx, req.method, &key);
+    let cmd = match req.method {
+        Method::Get => Cmd::Get,
+        Method::Put => Cmd::Set,
+        _ => Cmd::Del,
+    };
+    // Counted for /metrics as the table command it is; a miss (404) is an
+    // answer, not a failure.
+    common::metered(ctx, Some(cmd), |ctx| {
+        let code = key_route(ctx, req, &key, &q, out, ka);
+        ((), code >= 400 && code != 404)
+    });
+    *ctx.scratch = key;
+    done
+}
+
+/// GET, PUT or DELETE of one key: sends the response (keep-alive as
+/// `ka`) and returns its status.
+fn key_route(
+    ctx: &mut Ctx<'_>,
+    req: &Request<'_>,
+    key: &[u8],
+    q: &Query<'_>,
+    out: &mut Vec<u8>,
+    ka: bool,
+) -> u16 {
+    let mut send = |code: u16, reason: &str, body: &[u8]| {
+        response(out, code, reason, body, ka);
+        code
+    };
     let store = &ctx.shared.store;
     match req.method {
         Method::Get => {
-            ctx.stats.cmd_get.incr();
-            let hit = store.get(&key, ctx.now, |e| match e {
-                Some(e) => {
-                    send(200, "OK", e.value());
-                    true
-                }
-                None => false,
-            });
-            if hit {
-                ctx.stats.get_hits.incr();
-            } else {
-                ctx.stats.get_misses.incr();
-                send(404, "Not Found", b"Not Found\r\n");
-            }
+            let hit = store.get(key, ctx.now, |e| e.map(|e| send(200, "OK", e.value())));
+            common::lookups(ctx.stats, hit.is_some() as u64, hit.is_none() as u64);
+            hit.unwrap_or_else(|| send(404, "Not Found", b"Not Found\r\n"))
         }
         Method::Delete => {
-            if store.delete(&key, ctx.now) {
+            if store.delete(key, ctx.now) {
                 ctx.stats.delete_hits.incr();
-                send(200, "OK", b"Deleted\r\n");
+                send(200, "OK", b"Deleted\r\n")
             } else {
                 ctx.stats.delete_misses.incr();
-                send(404, "Not Found", b"Not Found\r\n");
+                send(404, "Not Found", b"Not Found\r\n")
             }
         }
         Method::Put => {
             ctx.stats.cmd_set.incr();
-            match put_options(ctx, &q) {
+            let opts = match put_options(ctx, q) {
+                Ok(opts) => opts,
+                Err(e) => return send(500, "Internal Server Error", &[e, b"\r\n"].concat()),
+            };
+            match store.set(key, req.body, &opts, ctx.now) {
+                Ok(SetOutcome::Stored { .. }) => send(200, "OK", b"Stored\r\n"),
+                Ok(SetOutcome::NotStored { .. }) => send(404, "Not Found", b"Not Found\r\n"),
                 Err(e) => {
-                    send(500, "Internal Server Error", &[e, b"\r\n"].concat());
+                    let body = [common::store_error(ctx.stats, e), b"\r\n"].concat();
+                    match e {
+                        StoreError::OutOfMemory => send(500, "Internal Server Error", &body),
+                        StoreError::TooLarge => send(413, "Payload Too Large", &body),
+                    }
                 }
-                Ok(opts) => match store.set(&key, req.body, &opts, ctx.now) {
-                    Ok(SetOutcome::Stored { .. }) => send(200, "OK", b"Stored\r\n"),
-                    Ok(SetOutcome::NotStored { .. }) => send(404, "Not Found", b"Not Found\r\n"),
-                    Err(StoreError::OutOfMemory) => {
-                        ctx.stats.store_no_memory.incr();
-                        send(500, "Internal Server Error", b"ERR out of memory\r\n")
-                    }
-                    Err(StoreError::TooLarge) => {
-                        ctx.stats.store_too_large.incr();
-                        send(413, "Payload Too Large", b"ERR value too large\r\n")
-                    }
-                },
             }
         }
-        Method::Other => unreachable!("rejected above"),
+        Method::Other => unreachable!("rejected before routing"),
     }
-    *ctx.scratch = key;
-    done
 }
 
 /// `SET key body [CAS c] [EX ttl] [FLAGS f] [XX] [NX]`, validated in
@@ -219,7 +233,7 @@ fn put_options(ctx: &Ctx<'_>, q: &Query<'_>) -> Result<SetOptions, &'static [u8]
         None => Expiry::Never,
         Some(t) => {
             let s = parse_i64_strict(t).filter(|&s| s > 0).ok_or(err::EXPIRE)?;
-            Expiry::At(ctx.now.saturating_add(s.saturating_mul(1_000_000_000)))
+            Expiry::At(common::after_secs(ctx.now, s))
         }
     };
     let flags = match q.flags {
@@ -242,8 +256,7 @@ fn put_options(ctx: &Ctx<'_>, q: &Query<'_>) -> Result<SetOptions, &'static [u8]
 
 /// MONITOR and `-vvv` see the translated command (`"get" "x"`).
 fn trace(ctx: &Ctx<'_>, method: Method, key: &[u8]) {
-    let monitor = ctx.shared.monitor.active();
-    if !monitor && ctx.shared.settings.verbosity < 3 {
+    if !common::tracing(ctx) {
         return;
     }
     let mut a = Args::new();
@@ -253,15 +266,7 @@ fn trace(ctx: &Ctx<'_>, method: Method, key: &[u8]) {
         _ => b"del",
     });
     a.push_owned(key);
-    let view: ArgView<'_> = a.view(&[]);
-    if ctx.shared.settings.verbosity >= 3 {
-        crate::log::command(view);
-    }
-    if monitor {
-        ctx.shared
-            .monitor
-            .feed(pogocache_store::clock::wall_ns(), &ctx.session.addr, view);
-    }
+    common::trace(ctx, a.view(&[]));
 }
 
 #[cfg(test)]

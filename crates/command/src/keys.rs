@@ -2,11 +2,11 @@
 //! PTTL, EXPIRE, TOUCH, DBSIZE, with Pogocache's arguments and replies.
 
 use pogocache_protocol::ArgView;
-use pogocache_store::{Cond, Expiry, SetOptions, SetOutcome, StoreError};
+use pogocache_store::{Cond, Expiry, SetOptions, SetOutcome};
 
-use crate::{Ctx, Reply, eq_ic, err, parse_i64_strict, parse_u64_strict};
+use crate::{Ctx, Reply, common, eq_ic, err, parse_i64_strict, parse_u64_strict};
 
-const NS_PER_SEC: i64 = 1_000_000_000;
+use common::NS_PER_SEC;
 const NS_PER_MS: i64 = 1_000_000;
 
 /// The expiry-setting options of SET.
@@ -93,7 +93,7 @@ fn parse_set(ctx: &Ctx<'_>, args: ArgView<'_>) -> Result<SetArgs, &'static [u8]>
     let expiry = match ttl {
         _ if keepttl => Expiry::Keep,
         (Ttl::None, _) => Expiry::Never,
-        (Ttl::Ex, s) => Expiry::At(now.saturating_add(s.saturating_mul(NS_PER_SEC))),
+        (Ttl::Ex, s) => Expiry::At(common::after_secs(now, s)),
         (Ttl::Px, ms) => Expiry::At(now.saturating_add(ms.saturating_mul(NS_PER_MS))),
         (Ttl::ExAt, s) => Expiry::At(absolute(ctx, s.saturating_mul(NS_PER_SEC))),
         (Ttl::PxAt, ms) => Expiry::At(absolute(ctx, ms.saturating_mul(NS_PER_MS))),
@@ -148,14 +148,7 @@ fn store<R: Reply>(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8], sa: &SetArgs, ou
                 out.null()
             }
         }
-        Err(StoreError::OutOfMemory) => {
-            ctx.stats.store_no_memory.incr();
-            out.error(err::MEMORY)
-        }
-        Err(StoreError::TooLarge) => {
-            ctx.stats.store_too_large.incr();
-            out.error(err::SIZE)
-        }
+        Err(e) => out.error(common::store_error(ctx.stats, e)),
     }
 }
 
@@ -172,7 +165,7 @@ pub fn setex<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
     let Some(s) = parse_i64_strict(args.get(2)).filter(|&s| s > 0) else {
         return out.error(err::EXPIRE);
     };
-    let expires = ctx.now.saturating_add(s.saturating_mul(NS_PER_SEC));
+    let expires = common::after_secs(ctx.now, s);
     let sa = SetArgs {
         opts: SetOptions {
             expiry: Expiry::At(expires),
@@ -226,9 +219,7 @@ pub fn mget<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R, with_me
             out.null();
         }
     }
-    ctx.stats.cmd_get.add(hits + misses);
-    ctx.stats.get_hits.add(hits);
-    ctx.stats.get_misses.add(misses);
+    common::lookups(ctx.stats, hits, misses);
 }
 
 /// `DEL key [key ...]`
@@ -278,7 +269,7 @@ pub fn expire<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
     let Some(s) = parse_i64_strict(args.get(2)) else {
         return out.error(err::INTEGER);
     };
-    let at = ctx.now.saturating_add(s.saturating_mul(NS_PER_SEC));
+    let at = common::after_secs(ctx.now, s);
     let ok = ctx.shared.store.expire(args.get(1), Some(at), ctx.now);
     out.int(ok as i64);
 }

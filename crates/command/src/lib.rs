@@ -19,6 +19,8 @@
 //! - `keys`: SET, GET, MGET(S), DEL, EXISTS, TTL, EXPIRE, TOUCH, DBSIZE.
 //! - `counters`: the INCR family and APPEND/PREPEND.
 //! - `admin`: KEYS, SCAN, FLUSH, SWEEP, PURGE, SAVE, LOAD, STATS, DEBUG.
+//! - `common`: what every protocol's executor shares (metrics counting,
+//!   auth and store-error counters, the MONITOR / `-vvv` echo).
 //! - `session`: PING, SELECT, AUTH (ECHO, VERSION, QUIT and MONITOR are
 //!   one-liners in the dispatcher).
 //! - [`intro`]: HELLO, CLIENT, INFO, COMMAND, CONFIG, RESET, WAIT
@@ -33,6 +35,7 @@
 
 mod admin;
 pub mod clients;
+mod common;
 mod counters;
 pub mod http;
 pub mod intro;
@@ -276,27 +279,14 @@ impl<R: Reply> Reply for Track<'_, R> {
 /// one in `stats::LATENCY_SAMPLE`.
 pub fn execute<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) -> Action {
     let cmd = table::lookup(args.get(0));
-    let timed = ctx
-        .stats
-        .detail
-        .sample()
-        .then(pogocache_store::clock::monotonic_ns);
-    let mut track = Track {
-        inner: out,
-        failed: false,
-    };
-    let action = run(ctx, cmd, args, &mut track);
-    let d = &ctx.stats.detail;
-    let i = cmd.map(Cmd::index).unwrap_or(table::COUNT);
-    if track.failed {
-        d.err[i].incr();
-    } else {
-        d.ok[i].incr();
-    }
-    if let Some(t0) = timed {
-        d.record_latency(pogocache_store::clock::monotonic_ns() - t0);
-    }
-    action
+    common::metered(ctx, cmd, |ctx| {
+        let mut track = Track {
+            inner: out,
+            failed: false,
+        };
+        let action = run(ctx, cmd, args, &mut track);
+        (action, track.failed)
+    })
 }
 
 fn run<R: Reply>(ctx: &mut Ctx<'_>, cmd: Option<Cmd>, args: ArgView<'_>, out: &mut R) -> Action {
@@ -305,8 +295,7 @@ fn run<R: Reply>(ctx: &mut Ctx<'_>, cmd: Option<Cmd>, args: ArgView<'_>, out: &m
     if !ctx.session.authed {
         // HELLO may carry AUTH; it enforces the password itself.
         if !matches!(cmd, Some(Cmd::Auth | Cmd::Hello)) {
-            ctx.stats.auth_cmds.incr();
-            ctx.stats.auth_errors.incr();
+            common::denied(ctx.stats);
             out.error(err::NOAUTH);
             return Action::Continue;
         }

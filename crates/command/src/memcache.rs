@@ -16,14 +16,13 @@
 
 use pogocache_protocol::memcache::{Error, Request, StoreVerb};
 use pogocache_protocol::{ArgView, Args};
-use pogocache_store::{
-    Cond, EntryRef, Expiry, SetOptions, SetOutcome, Side, StoreError, UpdateError,
-};
+use pogocache_store::{Cond, EntryRef, Expiry, SetOptions, SetOutcome, Side, UpdateError};
 
-use crate::{Action, Ctx, VERSION, admin, log, parse_u64_strict};
+use crate::table::Cmd;
+use crate::{Action, Ctx, VERSION, admin, common, parse_u64_strict};
 
 const THIRTY_DAYS: i64 = 60 * 60 * 24 * 30;
-const NS: i64 = 1_000_000_000;
+const NS: i64 = common::NS_PER_SEC;
 
 /// Converts a memcache exptime to a store expiry: 0 never expires, a
 /// negative value is already expired, up to 30 days is relative, beyond
@@ -42,7 +41,7 @@ fn expiry_at(now: i64, wall: i64, e: i64) -> Expiry {
     } else if e < 0 {
         Expiry::At(now)
     } else if e <= THIRTY_DAYS {
-        Expiry::At(now.saturating_add(e * NS))
+        Expiry::At(common::after_secs(now, e))
     } else {
         let left = e.saturating_mul(NS).saturating_sub(wall);
         Expiry::At(now.saturating_add(left.max(0)))
@@ -66,11 +65,35 @@ fn value_line(out: &mut Vec<u8>, key: &[u8], e: EntryRef<'_>, with_cas: bool) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// The table command a memcache request runs as (Pogocache rewrites
+/// memcache requests into these), for `/metrics`; `None` for what has no
+/// counterpart (`verbosity`, meta `mn`, invalid lines).
+fn command_of(req: &Request<'_>) -> Option<Cmd> {
+    Some(match *req {
+        Request::Get { cas: false, .. } | Request::Gat { cas: false, .. } => Cmd::Mget,
+        Request::Get { cas: true, .. } | Request::Gat { cas: true, .. } => Cmd::Mgets,
+        Request::Store { verb, .. } => match verb {
+            StoreVerb::Append => Cmd::Append,
+            StoreVerb::Prepend => Cmd::Prepend,
+            _ => Cmd::Set,
+        },
+        Request::Delete { .. } => Cmd::Del,
+        Request::Incr { decr: false, .. } => Cmd::Uincrby,
+        Request::Incr { decr: true, .. } => Cmd::Udecrby,
+        Request::Touch { .. } => Cmd::Expire,
+        Request::FlushAll { .. } => Cmd::Flush,
+        Request::Stats => Cmd::Stats,
+        Request::Version => Cmd::Version,
+        Request::Quit => Cmd::Quit,
+        Request::Meta(m) => crate::meta::command_of(&m)?,
+        Request::Verbosity { .. } | Request::Invalid(_) => return None,
+    })
+}
+
 /// The translated command, for MONITOR and `-vvv` (only built when one of
 /// them is on).
 fn trace(ctx: &Ctx<'_>, req: &Request<'_>) {
-    let monitor = ctx.shared.monitor.active();
-    if !monitor && ctx.shared.settings.verbosity < 3 {
+    if !common::tracing(ctx) {
         return;
     }
     let mut a = Args::new();
@@ -101,18 +124,25 @@ fn trace(ctx: &Ctx<'_>, req: &Request<'_>) {
         _ => return,
     }
     let view: ArgView<'_> = a.view(&[]);
-    if ctx.shared.settings.verbosity >= 3 {
-        log::command(view);
-    }
-    if monitor {
-        ctx.shared
-            .monitor
-            .feed(pogocache_store::clock::wall_ns(), &ctx.session.addr, view);
-    }
+    common::trace(ctx, view);
 }
 
-/// Runs one memcache request, appending the reply to `out`.
+/// Runs one memcache request, appending the reply to `out`. It is
+/// counted for `/metrics` as the table command it translates to, failed
+/// when it answers an error line.
 pub fn execute(ctx: &mut Ctx<'_>, req: &Request<'_>, out: &mut Vec<u8>) -> Action {
+    let start = out.len();
+    common::metered(ctx, command_of(req), |ctx| {
+        let action = run(ctx, req, out);
+        let reply = &out[start..];
+        let failed = reply.starts_with(b"CLIENT_ERROR")
+            || reply.starts_with(b"SERVER_ERROR")
+            || reply.starts_with(b"ERROR");
+        (action, failed)
+    })
+}
+
+fn run(ctx: &mut Ctx<'_>, req: &Request<'_>, out: &mut Vec<u8>) -> Action {
     if let Request::Invalid(e) = req {
         if *e == Error::TooLarge {
             ctx.stats.store_too_large.incr();
@@ -122,8 +152,7 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request<'_>, out: &mut Vec<u8>) -> Actio
     }
     if !ctx.session.authed {
         // Memcache has no way to authenticate (gap D9, kept).
-        ctx.stats.auth_cmds.incr();
-        ctx.stats.auth_errors.incr();
+        common::denied(ctx.stats);
         out.extend_from_slice(b"CLIENT_ERROR Authentication required\r\n");
         return Action::Continue;
     }
@@ -192,13 +221,9 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request<'_>, out: &mut Vec<u8>) -> Actio
             };
             match res {
                 Ok(line) => reply(out, noreply, line),
-                Err(StoreError::OutOfMemory) => {
-                    ctx.stats.store_no_memory.incr();
-                    reply(out, noreply, b"SERVER_ERROR out of memory\r\n")
-                }
-                Err(StoreError::TooLarge) => {
-                    ctx.stats.store_too_large.incr();
-                    reply(out, noreply, b"SERVER_ERROR object too large for cache\r\n")
+                Err(e) => {
+                    common::store_error(ctx.stats, e);
+                    reply(out, noreply, common::store_error_line(e))
                 }
             }
         }
@@ -223,7 +248,7 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request<'_>, out: &mut Vec<u8>) -> Actio
             noreply,
         } => {
             let at = if legacy {
-                Some(ctx.now.saturating_add(exptime.saturating_mul(NS)))
+                Some(common::after_secs(ctx.now, exptime))
             } else {
                 match expiry(ctx, exptime) {
                     Expiry::At(t) => Some(t),
@@ -296,9 +321,7 @@ fn get<'k>(
         if hit { hits += 1 } else { misses += 1 }
     }
     out.extend_from_slice(b"END\r\n");
-    ctx.stats.cmd_get.add(hits + misses);
-    ctx.stats.get_hits.add(hits);
-    ctx.stats.get_misses.add(misses);
+    common::lookups(ctx.stats, hits, misses);
 }
 
 enum IncrFail {

@@ -19,7 +19,8 @@ use pogocache_store::{
     Cond, EntryRef, Expiry, SetOptions, SetOutcome, Side, StoreError, UpdateError,
 };
 
-use crate::{Ctx, parse_u64_strict};
+use crate::table::Cmd;
+use crate::{Ctx, common, parse_u64_strict};
 
 const NS: i64 = 1_000_000_000;
 
@@ -79,6 +80,22 @@ fn at(e: Expiry) -> Option<i64> {
 }
 
 /// Runs one meta request.
+/// The table command a meta request counts as in `/metrics` (`mn` has
+/// none; `ma` is an increment or decrement by its mode).
+pub(crate) fn command_of(m: &Meta<'_>) -> Option<Cmd> {
+    Some(match m.cmd {
+        MetaCmd::Get => Cmd::Get,
+        MetaCmd::Set => Cmd::Set,
+        MetaCmd::Delete => Cmd::Del,
+        MetaCmd::Arith => match m.flags.get(b'M').and_then(|t| t.first()) {
+            Some(b'D' | b'd' | b'-') => Cmd::Udecrby,
+            _ => Cmd::Uincrby,
+        },
+        MetaCmd::Debug => Cmd::Debug,
+        MetaCmd::Noop => return None,
+    })
+}
+
 pub fn execute(ctx: &mut Ctx<'_>, m: &Meta<'_>, out: &mut Vec<u8>) {
     if m.cmd == MetaCmd::Noop {
         return out.extend_from_slice(b"MN\r\n");
@@ -302,13 +319,9 @@ fn set(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
             };
             echo(out, m, &|f| (f == b'c').then(|| num(new_cas)));
         }
-        Err(StoreError::OutOfMemory) => {
-            ctx.stats.store_no_memory.incr();
-            out.extend_from_slice(b"SERVER_ERROR out of memory\r\n")
-        }
-        Err(StoreError::TooLarge) => {
-            ctx.stats.store_too_large.incr();
-            out.extend_from_slice(b"SERVER_ERROR object too large for cache\r\n")
+        Err(e) => {
+            common::store_error(ctx.stats, e);
+            out.extend_from_slice(common::store_error_line(e))
         }
     }
 }

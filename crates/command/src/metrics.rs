@@ -34,7 +34,7 @@ pub fn render(sh: &Shared, now: i64, wall: i64) -> String {
         &mut t,
         "pogocache_commands_total",
         "counter",
-        "Commands run through the command table (RESP and Postgres), by command and outcome.",
+        "Commands by command-table name and outcome, every protocol (memcache, meta and HTTP requests count as the table command they run).",
     );
     for i in 0..CMD_COUNTERS {
         let cmd = cmd_label(i);

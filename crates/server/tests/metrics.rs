@@ -62,6 +62,31 @@ fn metrics_after_a_mixed_workload_pass_promtool_and_add_up() {
         b"set mc 0 0 1\r\nx\r\nget mc\r\n",
         b"STORED\r\nVALUE mc 0 1\r\nx\r\nEND\r\n",
     );
+    // HTTP on one keep-alive connection: a store, a hit, a miss (an
+    // answer, not an error) and a refused TTL (an error).
+    let mut h = connect(addr);
+    let ok = |body: &str| {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    exchange(
+        &mut h,
+        b"PUT /hk HTTP/1.1\r\nContent-Length: 1\r\n\r\ny",
+        ok("Stored\r\n").as_bytes(),
+    );
+    exchange(&mut h, b"GET /hk HTTP/1.1\r\n\r\n", ok("y").as_bytes());
+    exchange(
+        &mut h,
+        b"GET /nokey HTTP/1.1\r\n\r\n",
+        b"HTTP/1.1 404 Not Found\r\nContent-Length: 11\r\nConnection: keep-alive\r\n\r\nNot Found\r\n",
+    );
+    exchange(
+        &mut h,
+        b"PUT /hk?ttl=abc HTTP/1.1\r\nContent-Length: 1\r\n\r\nz",
+        b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 25\r\nConnection: keep-alive\r\n\r\nERR invalid expire time\r\n",
+    );
 
     let (code, body) = scrape(addr, None);
     assert_eq!(code, 200);
@@ -70,14 +95,31 @@ fn metrics_after_a_mixed_workload_pass_promtool_and_add_up() {
             &body,
             "pogocache_commands_total{cmd=\"set\",outcome=\"ok\"}"
         ),
-        30.0
+        // 30 RESP, 1 memcache, 1 HTTP: every protocol is counted as the
+        // table command it runs.
+        32.0
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "pogocache_commands_total{cmd=\"set\",outcome=\"error\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "pogocache_commands_total{cmd=\"mget\",outcome=\"ok\"}"
+        ),
+        1.0,
+        "memcache get"
     );
     assert_eq!(
         sample(
             &body,
             "pogocache_commands_total{cmd=\"get\",outcome=\"ok\"}"
         ),
-        20.0
+        22.0
     );
     assert_eq!(
         sample(
@@ -101,15 +143,18 @@ fn metrics_after_a_mixed_workload_pass_promtool_and_add_up() {
         sample(&body, "pogocache_requests_total{protocol=\"memcache\"}"),
         2.0
     );
-    // Hits and misses span protocols: 15 + 1 memcache hit, 5 misses.
-    assert_eq!(sample(&body, "pogocache_keyspace_hits_total"), 16.0);
-    assert_eq!(sample(&body, "pogocache_keyspace_misses_total"), 5.0);
-    assert_eq!(sample(&body, "pogocache_items"), 31.0);
-    assert_eq!(sample(&body, "pogocache_connections"), 3.0);
+    // Hits and misses span protocols: 15 + 1 memcache + 1 HTTP hit,
+    // 5 + 1 HTTP misses.
+    assert_eq!(sample(&body, "pogocache_keyspace_hits_total"), 17.0);
+    assert_eq!(sample(&body, "pogocache_keyspace_misses_total"), 6.0);
+    assert_eq!(sample(&body, "pogocache_items"), 32.0);
+    assert_eq!(sample(&body, "pogocache_connections"), 4.0);
     assert!(sample(&body, "pogocache_item_bytes") > 0.0);
-    // One command in 64 is timed, per worker: the RESP connection's 52
-    // commands plus 76 PINGs make 128 on its worker, so exactly 2 samples
-    // (the other protocols do not go through the command table).
+    // One command in 64 is timed, per worker, whatever the protocol.
+    // Connections go to the two workers in turn: the RESP connection and
+    // the HTTP one share worker 0 (52 + 4 requests, plus 76 PINGs: 132,
+    // so exactly 2 samples); the memcache connection's 2 requests and the
+    // scrapes (not commands) are on worker 1.
     for _ in 0..76 {
         exchange(&mut r, &cmd(&[b"PING"]), b"+PONG\r\n");
     }
