@@ -398,3 +398,11 @@ fn evict_no_refuses_new_keys_at_the_limit() {
     ]);
     assert_eq!(h.shared.totals().store_no_memory, 1);
 }
+
+#[test]
+fn wire_and_store_agree_on_the_value_limit() {
+    assert_eq!(
+        pogocache_protocol::MAX_VALUE,
+        pogocache_store::MAX_VALUE_LEN
+    );
+}

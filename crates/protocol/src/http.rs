@@ -9,7 +9,7 @@
 /// Largest header block accepted before answering 431.
 pub const MAX_HEAD: usize = 64 * 1024;
 /// Largest body (`Content-Length`), the value limit.
-pub const MAX_BODY: u64 = 536_870_912;
+pub const MAX_BODY: u64 = crate::MAX_VALUE as u64;
 const MAX_HEADERS: usize = 64;
 
 /// The methods with a route; anything else is answered 400, as Pogocache.

@@ -29,6 +29,11 @@ pub mod postgres;
 pub mod resp;
 pub mod sniff;
 
+/// Largest value (or argument) any protocol accepts: 512 MiB, as in
+/// Pogocache. The store enforces the same bound on what it holds
+/// (`pogocache_store::MAX_VALUE_LEN`; a test keeps the two equal).
+pub const MAX_VALUE: usize = 536_870_912;
+
 /// Size limits shared by the parsers. Builder-style knobs rather than
 /// constants so tests and fuzzers can shrink them.
 #[derive(Clone, Copy, Debug)]
@@ -46,7 +51,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_args: 100_000,
-            max_arg_len: 536_870_912,
+            max_arg_len: MAX_VALUE,
             max_inline_len: 64 * 1024,
         }
     }

@@ -18,7 +18,7 @@ pub mod meta;
 /// Pogocache buffers without limit, gap B3).
 pub const MAX_LINE: usize = 1 << 20;
 /// Largest data block (`<bytes>`), as Pogocache.
-pub const MAX_DATA: i64 = 536_870_912;
+pub const MAX_DATA: i64 = crate::MAX_VALUE as i64;
 /// Longest key.
 pub const MAX_KEY: usize = 250;
 

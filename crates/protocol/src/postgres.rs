@@ -13,7 +13,7 @@
 /// Largest startup-type packet (Pogocache's limit).
 pub const MAX_STARTUP: usize = 65_536;
 /// Largest regular message: a value at the 512 MiB limit plus framing.
-pub const MAX_MESSAGE: usize = 536_870_912 + 65_536;
+pub const MAX_MESSAGE: usize = crate::MAX_VALUE + 65_536;
 
 /// One framed message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
