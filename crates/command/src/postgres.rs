@@ -614,8 +614,8 @@ impl PgSession {
             Some(Val::Int(n)) => *n,
             _ => 0,
         };
-        let tag = match name {
-            b"set" => match vals.first() {
+        let tag = match crate::table::lookup(name) {
+            Some(Cmd::Set) => match vals.first() {
                 Some(Val::Bulk(v)) => {
                     pg::data_row(out, &[v]);
                     "SET 1".to_string()
@@ -623,16 +623,16 @@ impl PgSession {
                 Some(Val::Simple(_)) => "SET 1".into(),
                 _ => "SET 0".into(),
             },
-            b"setex" => "SETEX 1".into(),
-            b"get" => match vals.first() {
+            Some(Cmd::Setex) => "SETEX 1".into(),
+            Some(Cmd::Get) => match vals.first() {
                 Some(Val::Bulk(v)) => {
                     pg::data_row(out, &[v]);
                     "GET 1".into()
                 }
                 _ => "GET 0".into(),
             },
-            b"mget" | b"mgets" => {
-                let meta = name == b"mgets";
+            Some(c @ (Cmd::Mget | Cmd::Mgets)) => {
+                let meta = c == Cmd::Mgets;
                 let mut hits = 0;
                 let mut it = vals.iter().skip(1);
                 for key in args.iter().skip(1) {
@@ -660,33 +660,41 @@ impl PgSession {
                 }
                 format!("MGET {hits}")
             }
-            b"ttl" | b"pttl" => match vals.first() {
+            Some(Cmd::Ttl | Cmd::Pttl) => match vals.first() {
                 Some(Val::Int(-2)) | None => format!("{upper} 0"),
                 Some(v) => {
                     pg::data_row(out, &[&v.text()]);
                     format!("{upper} 1")
                 }
             },
-            b"exists" | b"dbsize" => {
+            Some(Cmd::Exists | Cmd::Dbsize) => {
                 pg::data_row(out, &[&vals.first().map(Val::text).unwrap_or_default()]);
                 upper
             }
-            b"incr" | b"decr" | b"incrby" | b"decrby" | b"uincr" | b"udecr" | b"uincrby"
-            | b"udecrby" => {
+            Some(
+                Cmd::Incr
+                | Cmd::Decr
+                | Cmd::Incrby
+                | Cmd::Decrby
+                | Cmd::Uincr
+                | Cmd::Udecr
+                | Cmd::Uincrby
+                | Cmd::Udecrby,
+            ) => {
                 pg::data_row(out, &[&vals.first().map(Val::text).unwrap_or_default()]);
                 upper.trim_start_matches('U').to_string()
             }
-            b"del" | b"expire" | b"touch" | b"append" | b"prepend" => {
+            Some(Cmd::Del | Cmd::Expire | Cmd::Touch | Cmd::Append | Cmd::Prepend) => {
                 format!("{upper} {}", count(vals.first()))
             }
-            b"keys" => {
+            Some(Cmd::Keys) => {
                 let keys: Vec<Vec<u8>> = vals.iter().skip(1).map(Val::text).collect();
                 for k in &keys {
                     pg::data_row(out, &[k]);
                 }
                 format!("KEYS {}", keys.len())
             }
-            b"scan" => {
+            Some(Cmd::Scan) => {
                 let cursor = vals.get(1).map(Val::text).unwrap_or_default();
                 let keys: Vec<Vec<u8>> = vals.iter().skip(3).map(Val::text).collect();
                 for k in &keys {
@@ -694,7 +702,7 @@ impl PgSession {
                 }
                 format!("SCAN {}", keys.len())
             }
-            b"stats" => {
+            Some(Cmd::Stats) => {
                 let cells: Vec<Vec<u8>> = vals
                     .iter()
                     .filter(|v| !matches!(v, Val::Array))
@@ -707,15 +715,15 @@ impl PgSession {
                 }
                 format!("STATS {}", cells.len() / 2)
             }
-            b"ping" | b"echo" | b"version" => {
+            Some(c @ (Cmd::Ping | Cmd::Echo | Cmd::Version)) => {
                 pg::data_row(out, &[&vals.first().map(Val::text).unwrap_or_default()]);
-                if name == b"version" {
+                if c == Cmd::Version {
                     "VERSION 1".into()
                 } else {
                     upper
                 }
             }
-            b"flush" | b"flushdb" | b"flushall" | b"sweep" | b"purge" => {
+            Some(Cmd::Flush | Cmd::Sweep | Cmd::Purge) => {
                 let mut asynchronous = false;
                 let mut i = 1;
                 while i < args.len() {
@@ -736,9 +744,9 @@ impl PgSession {
                 }
                 format!("{upper} {}", if asynchronous { "ASYNC" } else { "SYNC" })
             }
-            b"save" | b"load" => format!("{upper} OK"),
-            b"auth" => "AUTH OK".into(),
-            b"debug" => {
+            Some(Cmd::Save | Cmd::Load) => format!("{upper} OK"),
+            Some(Cmd::Auth) => "AUTH OK".into(),
+            Some(Cmd::Debug) => {
                 if args.get(1).is_some_and(|a| eq_ic(a, "detach")) {
                     pg::data_row(out, &[&vals.first().map(Val::text).unwrap_or_default()]);
                     "DEBUG DETACH".into()
