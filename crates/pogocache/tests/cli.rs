@@ -4,6 +4,9 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 
+mod common;
+use common::until_ready;
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_pogocache"))
 }
@@ -67,19 +70,7 @@ fn serves_then_stops_on_sigterm() {
         .spawn()
         .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut banner = String::new();
-    // Wait for the ready line (the server's own signal, no sleeping).
-    loop {
-        let mut line = String::new();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "exited early: {banner}"
-        );
-        banner.push_str(&line);
-        if line == "* Ready to accept connections\n" {
-            break;
-        }
-    }
+    let banner = until_ready(&mut out).unwrap_or_else(|log| panic!("exited early: {log}"));
     assert!(banner.starts_with("* Pogocache (pid: "));
     assert!(banner.contains("* Network (port: none, unixsocket: "));
     let mut c = std::os::unix::net::UnixStream::connect(&sock).unwrap();
@@ -221,15 +212,7 @@ fn password_from_the_environment() {
         .spawn()
         .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut log = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(out.read_line(&mut line).unwrap() > 0, "exited early: {log}");
-        log.push_str(&line);
-        if line == "* Ready to accept connections\n" {
-            break;
-        }
-    }
+    let log = until_ready(&mut out).unwrap_or_else(|log| panic!("exited early: {log}"));
     let mut c = std::os::unix::net::UnixStream::connect(&sock).unwrap();
     // A bound on how long a broken test can hang, not a synchronisation.
     c.set_read_timeout(Some(std::time::Duration::from_secs(20)))

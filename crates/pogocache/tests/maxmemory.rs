@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+mod common;
+
 const LIMIT: u64 = 64 << 20;
 
 struct Server {
@@ -41,12 +43,8 @@ fn start(name: &str) -> Server {
         .spawn()
         .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    loop {
-        let mut line = String::new();
-        assert!(out.read_line(&mut line).unwrap() > 0, "server exited");
-        if line == "* Ready to accept connections\n" {
-            break;
-        }
+    if let Err(log) = common::until_ready(&mut out) {
+        panic!("server exited: {log}");
     }
     // Keep draining the log so the server never blocks on a full pipe.
     std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));

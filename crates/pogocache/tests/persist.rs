@@ -2,11 +2,13 @@
 //! protocol (TTLs included), SIGKILL in the middle of background saves,
 //! and damaged snapshot files.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
 
 struct Running {
     child: Child,
@@ -43,10 +45,8 @@ fn start(dir: &Path, extra: &[&str]) -> Result<Running, (i32, String)> {
         .spawn()
         .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut log = String::new();
-    loop {
-        let mut line = String::new();
-        if out.read_line(&mut line).unwrap() == 0 {
+    match common::until_ready(&mut out) {
+        Err(log) => {
             let status = child.wait().unwrap();
             let mut err = String::new();
             child
@@ -55,17 +55,14 @@ fn start(dir: &Path, extra: &[&str]) -> Result<Running, (i32, String)> {
                 .unwrap()
                 .read_to_string(&mut err)
                 .unwrap();
-            return Err((status.code().unwrap_or(-1), log + &err));
+            Err((status.code().unwrap_or(-1), log + &err))
         }
-        log.push_str(&line);
-        if line == "* Ready to accept connections\n" {
-            return Ok(Running {
-                child,
-                out,
-                sock,
-                log,
-            });
-        }
+        Ok(log) => Ok(Running {
+            child,
+            out,
+            sock,
+            log,
+        }),
     }
 }
 

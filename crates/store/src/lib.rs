@@ -499,42 +499,18 @@ impl Store {
     /// refreshing its last-access time. A dead entry met here is removed.
     /// `f` runs under the shard lock: copy what you need and return.
     pub fn get<R>(&self, key: &[u8], now: i64, f: impl FnOnce(Option<EntryRef<'_>>) -> R) -> R {
-        self.lookup(key, now, true, f)
+        self.lookup(key, now, true, false, f)
     }
 
     /// Like [`Store::get`] but leaves the last-access time alone (EXISTS,
     /// TTL and friends must not change eviction order).
     pub fn peek<R>(&self, key: &[u8], now: i64, f: impl FnOnce(Option<EntryRef<'_>>) -> R) -> R {
-        self.lookup(key, now, false, f)
-    }
-
-    fn lookup<R>(
-        &self,
-        key: &[u8],
-        now: i64,
-        touch: bool,
-        f: impl FnOnce(Option<EntryRef<'_>>) -> R,
-    ) -> R {
-        let (hash, mut shard) = self.lock(key);
-        let Some(i) = shard.table.find(hash, |e| e.key() == key) else {
-            return f(None);
-        };
-        if shard.table.at(i).is_alive(now) {
-            if touch {
-                shard.table.entry_mut(i).set_access(secs(now));
-            }
-            return f(Some(EntryRef(shard.table.at(i))));
-        }
-        let dead = shard.remove_dead(i, &self.hasher);
-        drop(shard);
-        drop(dead);
-        self.expired(1);
-        f(None)
+        self.lookup(key, now, false, false, f)
     }
 
     /// Like [`Store::get`] (or [`Store::peek`] when `touch` is false), but
     /// the entry passed to `f` always carries a CAS token: one that has
-    /// none yet gets the next value of its shard's counter (the entry is
+    /// none yet gets a fresh one ([`Store::next_token`]; the entry is
     /// rebuilt 8 bytes larger). This is how memcache `gets`, `gats` and
     /// meta `c` hand out uniques without every item paying for one: a
     /// modification builds a new entry without a token, and the next
@@ -545,6 +521,21 @@ impl Store {
         key: &[u8],
         now: i64,
         touch: bool,
+        f: impl FnOnce(Option<EntryRef<'_>>) -> R,
+    ) -> R {
+        self.lookup(key, now, touch, true, f)
+    }
+
+    /// The one lookup behind `get`, `peek` and `get_cas`: finds the live
+    /// entry (removing a dead one), refreshes its access time when
+    /// `touch`, gives it a CAS token when `cas` and it has none, and
+    /// passes it to `f` under the lock (a miss is reported after it).
+    fn lookup<R>(
+        &self,
+        key: &[u8],
+        now: i64,
+        touch: bool,
+        cas: bool,
         f: impl FnOnce(Option<EntryRef<'_>>) -> R,
     ) -> R {
         let (hash, mut guard) = self.lock(key);
@@ -558,28 +549,24 @@ impl Store {
         if touch {
             shard.table.entry_mut(i).set_access(secs(now));
         }
-        let mut old = None;
-        if shard.table.at(i).cas_at().is_none() {
+        let old = (cas && shard.table.at(i).cas_at().is_none()).then(|| {
             let token = self.next_token(shard);
             let e = shard.table.at(i);
             let marks = e.marks();
-            let new = Entry::new(
-                e.key(),
-                &[e.value()],
-                Meta {
-                    expires: e.expires(),
-                    cas: token,
-                    with_cas: true,
-                    access: e.access(),
-                    flags: e.flags(),
-                },
-            );
+            let meta = Meta {
+                expires: e.expires(),
+                cas: token,
+                with_cas: true,
+                access: e.access(),
+                flags: e.flags(),
+            };
+            let new = Entry::new(e.key(), &[e.value()], meta);
             let size = new.size();
             let prev = shard.table.replace(i, hash, new);
             shard.bytes = shard.bytes + size - prev.size();
             shard.table.entry_mut(i).mark(marks, 0);
-            old = Some(prev);
-        }
+            prev
+        });
         let r = f(Some(EntryRef(shard.table.at(i))));
         drop(guard);
         drop(old);
@@ -1008,8 +995,7 @@ impl Store {
             None => f(None, scratch),
         };
         let r = match res {
-            Ok((r, true)) if scratch.len() > MAX_VALUE_LEN => {
-                drop(r);
+            Ok((_, true)) if scratch.len() > MAX_VALUE_LEN => {
                 Err(UpdateError::Store(StoreError::TooLarge))
             }
             Ok((r, true)) => {
