@@ -510,7 +510,7 @@ impl Store {
 
     /// Like [`Store::get`] (or [`Store::peek`] when `touch` is false), but
     /// the entry passed to `f` always carries a CAS token: one that has
-    /// none yet gets a fresh one ([`Store::next_token`]; the entry is
+    /// none yet gets a fresh one (see [`Config::cas`]; the entry is
     /// rebuilt 8 bytes larger). This is how memcache `gets`, `gats` and
     /// meta `c` hand out uniques without every item paying for one: a
     /// modification builds a new entry without a token, and the next
