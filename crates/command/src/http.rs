@@ -11,9 +11,10 @@
 //! chunked bodies and 413 for oversized ones.
 
 use pogocache_protocol::Args;
-use pogocache_protocol::http::{Method, Request, response};
+use pogocache_protocol::http::{self as h, Method, Request, response};
 use pogocache_store::{Cond, Expiry, SetOptions, SetOutcome, StoreError};
 
+use crate::conn::Step;
 use crate::table::Cmd;
 use crate::{Action, Ctx, common, err, parse_i64_strict, parse_u64_strict, session};
 
@@ -85,6 +86,34 @@ fn parse_query(q: &[u8]) -> Query<'_> {
         }
     }
     out
+}
+
+/// An HTTP/1.x session: one request per step; the protocol keeps no
+/// state between requests (keep-alive is per request).
+pub struct HttpSession;
+
+impl HttpSession {
+    pub fn step(&mut self, ctx: &mut Ctx<'_>, input: &[u8], out: &mut Vec<u8>) -> Step {
+        match h::parse(input) {
+            h::Parsed::Done(n, req) => {
+                ctx.stats.detail.requests[2].incr();
+                match execute(ctx, &req, out) {
+                    Action::Close => Step::Close,
+                    _ => Step::Consumed(n),
+                }
+            }
+            h::Parsed::Incomplete { need } => Step::Incomplete(need),
+            h::Parsed::Invalid(r) => {
+                if r == h::Reject::TooLarge {
+                    ctx.stats.store_too_large.incr();
+                }
+                let (code, reason) = r.status();
+                let body = format!("{reason}\r\n");
+                response(out, code, reason, body.as_bytes(), false);
+                Step::Close
+            }
+        }
+    }
 }
 
 /// Runs one request and appends the response. Returns `Close` unless the

@@ -147,7 +147,6 @@ pub fn hello<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
         }
     }
     if let Some(p) = proto {
-        ctx.session.resp3 = p == 3;
         out.set_resp3(p == 3);
         if let Some(c) = &ctx.session.client {
             c.resp.store(p, Relaxed);
@@ -159,7 +158,7 @@ pub fn hello<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
     out.bulk(b"version");
     out.bulk(REDIS_COMPAT.as_bytes());
     out.bulk(b"proto");
-    out.int(if ctx.session.resp3 { 3 } else { 2 });
+    out.int(if out.resp3() { 3 } else { 2 });
     out.bulk(b"id");
     out.int(
         ctx.session
@@ -181,7 +180,6 @@ pub fn hello<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
 /// `RESET`: back to a fresh connection's state (RESP2, no name, signed
 /// out when a password is set).
 pub fn reset<R: Reply>(ctx: &mut Ctx<'_>, out: &mut R) {
-    ctx.session.resp3 = false;
     out.set_resp3(false);
     ctx.session.authed = ctx.shared.settings.auth.is_empty();
     if let Some(c) = &ctx.session.client {

@@ -36,6 +36,7 @@
 mod admin;
 pub mod clients;
 mod common;
+pub mod conn;
 mod counters;
 pub mod http;
 pub mod intro;
@@ -47,6 +48,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod postgres;
 pub mod reply;
+pub mod resp;
 mod session;
 pub mod stats;
 pub mod sys;
@@ -189,15 +191,15 @@ impl Shared {
     }
 }
 
-/// Per-connection state the commands read and change.
+/// Per-connection state the commands read and change, whatever the
+/// protocol. Protocol state (RESP3, MONITOR mode, a Postgres session's
+/// statements) belongs to that protocol's session in [`conn`].
 #[derive(Debug, Default)]
 pub struct Session {
     /// Passed the auth gate (always true when no `--auth` is set).
     pub authed: bool,
     /// `ip:port` or `unixsocket`, as MONITOR shows it.
     pub addr: String,
-    /// Replies in RESP3 (after `HELLO 3`).
-    pub resp3: bool,
     /// This connection's registry record (CLIENT ID/SETNAME/...).
     pub client: Option<Arc<clients::ClientInfo>>,
 }
@@ -271,6 +273,9 @@ impl<R: Reply> Reply for Track<'_, R> {
     }
     fn set_resp3(&mut self, on: bool) {
         self.inner.set_resp3(on)
+    }
+    fn resp3(&self) -> bool {
+        self.inner.resp3()
     }
 }
 

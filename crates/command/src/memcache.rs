@@ -14,12 +14,80 @@
 //! `--cas yes`, `verbosity` answers OK, `gat` and `gats` work, and
 //! `NOT_FOUND` carries no stray NUL byte.
 
-use pogocache_protocol::memcache::{Error, Request, StoreVerb};
+use pogocache_protocol::memcache::{self as mc, Error, Request, StoreVerb};
 use pogocache_protocol::{ArgView, Args};
-use pogocache_store::{Cond, EntryRef, Expiry, SetOptions, SetOutcome, Side, UpdateError};
+use pogocache_store::{Cond, EntryRef, Expiry, SetOptions, SetOutcome, Side, Store, UpdateError};
 
+use crate::conn::Step;
+use crate::resp::{WINDOW, WINDOW_OUT};
 use crate::table::Cmd;
 use crate::{Action, Ctx, VERSION, admin, common, parse_u64_strict};
+
+/// A memcache (text and meta) session. The protocol keeps no state
+/// between requests; the session is where its step lives: the request at
+/// the front of the input, or, when more are buffered behind it, one
+/// window of up to [`WINDOW`] requests, each parsed once, their buckets
+/// prefetched before any of them runs (as [`crate::resp::RespSession`]
+/// does).
+pub struct McSession;
+
+impl McSession {
+    pub fn step(&mut self, ctx: &mut Ctx<'_>, input: &[u8], out: &mut Vec<u8>) -> Step {
+        let shared = ctx.shared;
+        let store = &shared.store;
+        let mut reqs = [(0usize, Request::Quit); WINDOW];
+        reqs[0] = match mc::parse(input) {
+            mc::Parsed::Done(n, r) => (n, r),
+            mc::Parsed::Incomplete { need } => return Step::Incomplete(need),
+            mc::Parsed::LineTooLong => {
+                out.extend_from_slice(b"CLIENT_ERROR line too long\r\n");
+                return Step::Close;
+            }
+        };
+        let mut parsed = 1;
+        let mut end = reqs[0].0;
+        // A lone request (no pipelining) skips the look-ahead.
+        while parsed < WINDOW && end < input.len() {
+            let mc::Parsed::Done(n, r) = mc::parse(&input[end..]) else {
+                break;
+            };
+            if let Some(k) = r.first_key() {
+                store.prefetch(k);
+            }
+            reqs[parsed] = (n, r);
+            parsed += 1;
+            end += n;
+        }
+        let out_start = out.len();
+        let mut at = 0;
+        for i in 0..parsed {
+            if i > 0 && out.len() - out_start >= WINDOW_OUT {
+                return Step::Consumed(at);
+            }
+            if i + 1 < parsed
+                && let Some(k) = reqs[i + 1].1.first_key()
+            {
+                store.prefetch_entry(k);
+            }
+            ctx.stats.detail.requests[1].incr();
+            let (n, req) = reqs[i];
+            at += n;
+            if execute(ctx, &req, out) == Action::Close {
+                return Step::Close;
+            }
+        }
+        Step::Consumed(at)
+    }
+
+    /// See [`crate::conn::Protocol::prefetch`].
+    pub fn prefetch(&mut self, store: &Store, input: &[u8]) {
+        if let mc::Parsed::Done(_, r) = mc::parse(input)
+            && let Some(k) = r.first_key()
+        {
+            store.prefetch(k);
+        }
+    }
+}
 
 const THIRTY_DAYS: i64 = 60 * 60 * 24 * 30;
 const NS: i64 = common::NS_PER_SEC;

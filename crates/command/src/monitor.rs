@@ -7,14 +7,21 @@
 //!
 //! Costs one relaxed atomic load per command while nobody monitors.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use pogocache_protocol::ArgView;
 
 /// Receives formatted lines; returns false to unsubscribe (the monitoring
 /// client went away or fell too far behind).
 pub type Subscriber = Box<dyn FnMut(&[u8]) -> bool + Send>;
+
+/// MONITOR output a slow monitoring client may fall behind by before it
+/// is disconnected.
+pub const QUEUE_MAX: usize = 64 << 20;
+
+/// Where a monitoring connection's feed waits for its worker to write it.
+pub type Queue = Arc<Mutex<Vec<u8>>>;
 
 /// The set of MONITOR subscribers.
 #[derive(Default)]
@@ -36,6 +43,31 @@ impl MonitorHub {
         let mut subs = self.subs.lock().unwrap_or_else(|e| e.into_inner());
         subs.push((id, sub));
         self.active.store(subs.len(), Ordering::Relaxed);
+    }
+
+    /// Subscribes a connection through a [`Queue`]: lines are appended
+    /// to it (until [`QUEUE_MAX`] bytes wait unwritten, when the
+    /// subscription ends), and `wake` is called when it goes from empty
+    /// to non-empty, so the connection's worker comes to write it.
+    pub fn subscribe_queue(&self, id: u64, wake: impl Fn() + Send + 'static) -> Queue {
+        let queue = Queue::default();
+        let q = queue.clone();
+        self.subscribe(
+            id,
+            Box::new(move |line| {
+                let mut q = q.lock().unwrap_or_else(|e| e.into_inner());
+                if q.len() > QUEUE_MAX {
+                    return false;
+                }
+                let was_empty = q.is_empty();
+                q.extend_from_slice(line);
+                if was_empty {
+                    wake();
+                }
+                true
+            }),
+        );
+        queue
     }
 
     /// Removes the subscriber with this id, if present.

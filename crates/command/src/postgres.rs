@@ -23,6 +23,7 @@ use pogocache_protocol::postgres::{
     self as pg, Frame, FrameError, Framed, OID_BYTEA, OID_TEXT, Piece, Reader, Token,
 };
 
+use crate::conn::Step;
 use crate::table::Cmd;
 use crate::{Ctx, Reply, VERSION, execute, session};
 
@@ -66,6 +67,8 @@ pub struct PgSession {
     portals: HashMap<Vec<u8>, Portal>,
     /// After an error in the extended flow, skip messages until Sync.
     skip_to_sync: bool,
+    /// The protocol a HELLO chose (see `Recorder`).
+    resp3: bool,
 }
 
 impl Default for PgSession {
@@ -77,22 +80,9 @@ impl Default for PgSession {
             statements: HashMap::new(),
             portals: HashMap::new(),
             skip_to_sync: false,
+            resp3: false,
         }
     }
-}
-
-/// What the connection should do after [`PgSession::step`].
-#[derive(Debug, PartialEq, Eq)]
-pub enum Step {
-    /// Need this many buffered bytes.
-    Incomplete(usize),
-    /// Consumed this many bytes; keep going.
-    Consumed(usize),
-    /// Close after flushing what was written.
-    Close,
-    /// Consumed this many bytes of an SSLRequest answered `S`: switch the
-    /// connection to TLS once the `S` is sent.
-    StartTls(usize),
 }
 
 /// Records a command's reply so it can be rendered as rows.
@@ -107,10 +97,18 @@ enum Val {
     Array,
 }
 
+/// `resp3`: HELLO's protocol choice, which a Postgres session keeps only
+/// so that a later HELLO reports it back.
 #[derive(Default)]
-struct Recorder(Vec<Val>);
+struct Recorder(Vec<Val>, bool);
 
 impl Reply for Recorder {
+    fn set_resp3(&mut self, on: bool) {
+        self.1 = on
+    }
+    fn resp3(&self) -> bool {
+        self.1
+    }
     fn simple(&mut self, s: &[u8]) {
         self.0.push(Val::Simple(s.to_vec()))
     }
@@ -185,7 +183,7 @@ impl PgSession {
     }
 
     /// Handles one message from the front of `buf`, appending replies to
-    /// `out`.
+    /// `out` (the session contract of [`crate::conn`]).
     pub fn step(&mut self, ctx: &mut Ctx<'_>, buf: &[u8], out: &mut Vec<u8>) -> Step {
         let (n, frame) = match pg::frame(buf) {
             Framed::Incomplete { need } => return Step::Incomplete(need),
@@ -219,7 +217,12 @@ impl PgSession {
                 _ => false, // anything else before authentication: close quietly
             },
         };
-        if keep { Step::Consumed(n) } else { Step::Close }
+        if keep {
+            ctx.stats.detail.requests[3].incr();
+            Step::Consumed(n)
+        } else {
+            Step::Close
+        }
     }
 
     fn startup(&mut self, ctx: &mut Ctx<'_>, code: u32, payload: &[u8], out: &mut Vec<u8>) -> bool {
@@ -594,8 +597,9 @@ impl PgSession {
         };
         let base = args.concat();
         let view = ArgView::from_parts(&base, &ranges);
-        let mut rec = Recorder::default();
+        let mut rec = Recorder(Vec::new(), self.resp3);
         execute(ctx, view, &mut rec);
+        self.resp3 = rec.1;
         let words: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
         self.render(&name, &words, &rec.0, simple, out);
         true

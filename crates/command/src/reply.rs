@@ -35,6 +35,10 @@ pub trait Reply {
     /// Switches the encoding to RESP3 or back (HELLO, RESET), effective
     /// for the rest of this reply.
     fn set_resp3(&mut self, _on: bool) {}
+    /// Whether replies are encoded as RESP3 now (HELLO's `proto` field).
+    fn resp3(&self) -> bool {
+        false
+    }
 }
 
 /// Writes RESP2 (or, after `HELLO 3`, RESP3) replies into a connection's
@@ -101,5 +105,8 @@ impl Reply for RespReply<'_> {
     }
     fn set_resp3(&mut self, on: bool) {
         self.resp3 = on;
+    }
+    fn resp3(&self) -> bool {
+        self.resp3
     }
 }

@@ -36,6 +36,7 @@ pub mod config;
 mod listener;
 mod ticker;
 mod tls;
+mod transport;
 mod worker;
 
 use std::io;
