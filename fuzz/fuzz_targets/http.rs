@@ -4,11 +4,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use pogocache_protocol::Limits;
 use pogocache_protocol::http::{self, Parsed};
 
 fuzz_target!(|data: &[u8]| {
-    let n = match http::parse(data) {
-        Parsed::Done(n, req) => {
+    let n = match http::parse(data, &Limits::DEFAULT) {
+        Parsed::Complete(n, req) => {
             assert!(n > 0 && n <= data.len());
             assert!(req.body.len() <= n);
             assert!(!req.target.is_empty());
@@ -26,9 +27,9 @@ fuzz_target!(|data: &[u8]| {
     };
     if n > 1 {
         let k = n - 1;
-        match http::parse(&data[..k]) {
+        match http::parse(&data[..k], &Limits::DEFAULT) {
             Parsed::Incomplete { .. } => {}
-            Parsed::Done(..) => panic!("prefix {k} of a {n}-byte request parsed as complete"),
+            Parsed::Complete(..) => panic!("prefix {k} of a {n}-byte request parsed as complete"),
             Parsed::Invalid(r) => panic!("prefix {k} of a {n}-byte request refused: {r:?}"),
         }
     }

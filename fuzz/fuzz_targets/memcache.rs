@@ -4,6 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use pogocache_protocol::Limits;
 use pogocache_protocol::memcache::{self, MAX_KEY, Parsed, Request};
 
 fn valid_key(k: &[u8]) -> bool {
@@ -11,13 +12,13 @@ fn valid_key(k: &[u8]) -> bool {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let (n, req) = match memcache::parse(data) {
-        Parsed::Done(n, req) => (n, req),
+    let (n, req) = match memcache::parse(data, &Limits::DEFAULT) {
+        Parsed::Complete(n, req) => (n, req),
         Parsed::Incomplete { need } => {
             assert!(need > data.len(), "need {need} of {}", data.len());
             return;
         }
-        Parsed::LineTooLong => return,
+        Parsed::Invalid(memcache::LineTooLong) => return,
     };
     assert!(n > 0 && n <= data.len());
     match req {
@@ -35,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
     }
     if n > 1 {
         let k = n - 1;
-        match memcache::parse(&data[..k]) {
+        match memcache::parse(&data[..k], &Limits::DEFAULT) {
             Parsed::Incomplete { .. } => {}
             other => panic!("prefix {k} of a {n}-byte request parsed as {other:?}"),
         }

@@ -5,11 +5,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use pogocache_protocol::Limits;
 use pogocache_protocol::postgres::{self, Frame, Framed};
 
 fuzz_target!(|data: &[u8]| {
-    match postgres::frame(data) {
-        Framed::Done(n, f) => {
+    match postgres::frame(data, &Limits::DEFAULT) {
+        Framed::Complete(n, f) => {
             assert!(n >= 5 && n <= data.len());
             match f {
                 Frame::Startup { payload, .. } => assert!(payload.len() < n),
@@ -17,7 +18,10 @@ fuzz_target!(|data: &[u8]| {
             }
             let k = n - 1;
             assert!(
-                matches!(postgres::frame(&data[..k]), Framed::Incomplete { .. }),
+                matches!(
+                    postgres::frame(&data[..k], &Limits::DEFAULT),
+                    Framed::Incomplete { .. }
+                ),
                 "prefix {k} of a {n}-byte frame"
             );
         }

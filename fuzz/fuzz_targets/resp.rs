@@ -16,10 +16,11 @@ fuzz_target!(|data: &[u8]| {
         max_args: 16,
         max_arg_len: 64,
         max_inline_len: 128,
+        ..Limits::DEFAULT
     };
     let mut args = Args::new();
     let n = match resp::parse(data, &limits, &mut args) {
-        Parsed::Complete(n) => n,
+        Parsed::Complete(n, ()) => n,
         Parsed::Incomplete { need } => {
             assert!(need > data.len(), "need {need} of {}", data.len());
             return;
@@ -37,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
         let mut a = Args::new();
         match resp::parse(&data[..k], &limits, &mut a) {
             Parsed::Incomplete { .. } => {}
-            Parsed::Complete(m) => assert_eq!((m, owned(&a, &data[..k])), (n, got.clone())),
+            Parsed::Complete(m, ()) => assert_eq!((m, owned(&a, &data[..k])), (n, got.clone())),
             Parsed::Invalid(e) => panic!("prefix {k} of a {n}-byte request refused: {e:?}"),
         }
     }
@@ -51,7 +52,9 @@ fuzz_target!(|data: &[u8]| {
             enc.extend_from_slice(b"\r\n");
         }
         let mut b = Args::new();
-        assert!(matches!(resp::parse(&enc, &limits, &mut b), Parsed::Complete(m) if m == enc.len()));
+        assert!(
+            matches!(resp::parse(&enc, &limits, &mut b), Parsed::Complete(m, ()) if m == enc.len())
+        );
         assert_eq!(owned(&b, &enc), got);
     }
 });

@@ -6,9 +6,16 @@ use libfuzzer_sys::fuzz_target;
 use pogocache_protocol::sniff::{Sniff, sniff};
 
 fuzz_target!(|data: &[u8]| {
-    let split = data.first().map(|&b| b as usize % (data.len() + 1)).unwrap_or(0);
+    let split = data
+        .first()
+        .map(|&b| b as usize % (data.len() + 1))
+        .unwrap_or(0);
     let (head, _) = data.split_at(split);
     if let Sniff::Decided(p) = sniff(head) {
-        assert_eq!(sniff(data), Sniff::Decided(p), "decision changed with more input");
+        assert_eq!(
+            sniff(data),
+            Sniff::Decided(p),
+            "decision changed with more input"
+        );
     }
 });

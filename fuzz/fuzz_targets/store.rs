@@ -58,7 +58,12 @@ fuzz_target!(|data: &[u8]| {
                     Cond::Xx => cur.is_some(),
                 };
                 if allowed {
-                    assert_eq!(got, SetOutcome::Stored { replaced: cur.is_some() });
+                    assert_eq!(
+                        got,
+                        SetOutcome::Stored {
+                            replaced: cur.is_some()
+                        }
+                    );
                     let exp = match expiry {
                         Expiry::Never => 0,
                         Expiry::At(t) => t,
@@ -66,7 +71,12 @@ fuzz_target!(|data: &[u8]| {
                     };
                     model.insert(key, (value, exp, flags));
                 } else {
-                    assert_eq!(got, SetOutcome::NotStored { existed: cur.is_some() });
+                    assert_eq!(
+                        got,
+                        SetOutcome::NotStored {
+                            existed: cur.is_some()
+                        }
+                    );
                 }
             }
             1 => {
@@ -89,7 +99,11 @@ fuzz_target!(|data: &[u8]| {
             }
             4 => {
                 let add = vec![b'+'; (arg % 5) as usize];
-                let side = if arg & 1 == 0 { Side::Append } else { Side::Prepend };
+                let side = if arg & 1 == 0 {
+                    Side::Append
+                } else {
+                    Side::Prepend
+                };
                 let create = arg & 2 == 0;
                 let got = store.append(&key, &add, side, create, now).unwrap();
                 match cur {

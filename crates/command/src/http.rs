@@ -10,8 +10,8 @@
 //! pipelining, percent-decoded keys (`/a%20b` is the key `a b`), 411 for
 //! chunked bodies and 413 for oversized ones.
 
-use pogocache_protocol::Args;
 use pogocache_protocol::http::{self as h, Method, Request, response};
+use pogocache_protocol::{Args, Limits};
 use pogocache_store::{Cond, Expiry, SetOptions, SetOutcome, StoreError};
 
 use crate::conn::Step;
@@ -94,8 +94,8 @@ pub struct HttpSession;
 
 impl HttpSession {
     pub fn step(&mut self, ctx: &mut Ctx<'_>, input: &[u8], out: &mut Vec<u8>) -> Step {
-        match h::parse(input) {
-            h::Parsed::Done(n, req) => {
+        match h::parse(input, &Limits::DEFAULT) {
+            h::Parsed::Complete(n, req) => {
                 ctx.stats.detail.requests[2].incr();
                 match execute(ctx, &req, out) {
                     Action::Close => Step::Close,

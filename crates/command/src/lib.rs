@@ -400,24 +400,7 @@ pub(crate) fn eq_ic(a: &[u8], b: &[u8]) -> bool {
     a.eq_ignore_ascii_case(b)
 }
 
-pub use pogocache_protocol::num::{parse_i64_strict, parse_u64_strict};
-
-/// C `atoi`: leading whitespace, an optional sign, digits up to the first
-/// non-digit; anything else is 0 (saturating instead of overflowing).
-/// Used where Pogocache is lenient: numeric flags and DEBUG ranges.
-pub fn atoi(s: &[u8]) -> i64 {
-    let s = s.trim_ascii_start();
-    let (neg, digits) = match s.first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let mut v: i64 = 0;
-    for &c in digits.iter().take_while(|c| c.is_ascii_digit()) {
-        v = v.saturating_mul(10).saturating_add((c - b'0') as i64);
-    }
-    if neg { -v } else { v }
-}
+pub use pogocache_protocol::num::{atoi, parse_i64_strict, parse_u64_strict};
 
 #[cfg(test)]
 mod tests;

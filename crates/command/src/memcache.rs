@@ -14,8 +14,9 @@
 //! `--cas yes`, `verbosity` answers OK, `gat` and `gats` work, and
 //! `NOT_FOUND` carries no stray NUL byte.
 
+use pogocache_protocol::memcache::compose::{self, line};
 use pogocache_protocol::memcache::{self as mc, Error, Request, StoreVerb};
-use pogocache_protocol::{ArgView, Args};
+use pogocache_protocol::{ArgView, Args, Limits};
 use pogocache_store::{Cond, EntryRef, Expiry, SetOptions, SetOutcome, Side, Store, UpdateError};
 
 use crate::conn::Step;
@@ -36,11 +37,11 @@ impl McSession {
         let shared = ctx.shared;
         let store = &shared.store;
         let mut reqs = [(0usize, Request::Quit); WINDOW];
-        reqs[0] = match mc::parse(input) {
-            mc::Parsed::Done(n, r) => (n, r),
+        reqs[0] = match mc::parse(input, &Limits::DEFAULT) {
+            mc::Parsed::Complete(n, r) => (n, r),
             mc::Parsed::Incomplete { need } => return Step::Incomplete(need),
-            mc::Parsed::LineTooLong => {
-                out.extend_from_slice(b"CLIENT_ERROR line too long\r\n");
+            mc::Parsed::Invalid(mc::LineTooLong) => {
+                out.extend_from_slice(line::LINE_TOO_LONG);
                 return Step::Close;
             }
         };
@@ -48,7 +49,7 @@ impl McSession {
         let mut end = reqs[0].0;
         // A lone request (no pipelining) skips the look-ahead.
         while parsed < WINDOW && end < input.len() {
-            let mc::Parsed::Done(n, r) = mc::parse(&input[end..]) else {
+            let mc::Parsed::Complete(n, r) = mc::parse(&input[end..], &Limits::DEFAULT) else {
                 break;
             };
             if let Some(k) = r.first_key() {
@@ -81,7 +82,7 @@ impl McSession {
 
     /// See [`crate::conn::Protocol::prefetch`].
     pub fn prefetch(&mut self, store: &Store, input: &[u8]) {
-        if let mc::Parsed::Done(_, r) = mc::parse(input)
+        if let mc::Parsed::Complete(_, r) = mc::parse(input, &Limits::DEFAULT)
             && let Some(k) = r.first_key()
         {
             store.prefetch(k);
@@ -114,23 +115,6 @@ fn expiry_at(now: i64, wall: i64, e: i64) -> Expiry {
         let left = e.saturating_mul(NS).saturating_sub(wall);
         Expiry::At(now.saturating_add(left.max(0)))
     }
-}
-
-fn value_line(out: &mut Vec<u8>, key: &[u8], e: EntryRef<'_>, with_cas: bool) {
-    let mut b = itoa::Buffer::new();
-    out.extend_from_slice(b"VALUE ");
-    out.extend_from_slice(key);
-    out.push(b' ');
-    out.extend_from_slice(b.format(e.flags()).as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(b.format(e.value().len()).as_bytes());
-    if with_cas {
-        out.push(b' ');
-        out.extend_from_slice(b.format(e.cas()).as_bytes());
-    }
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(e.value());
-    out.extend_from_slice(b"\r\n");
 }
 
 /// The table command a memcache request runs as (Pogocache rewrites
@@ -221,7 +205,7 @@ fn run(ctx: &mut Ctx<'_>, req: &Request<'_>, out: &mut Vec<u8>) -> Action {
     if !ctx.session.authed {
         // Memcache has no way to authenticate (gap D9, kept).
         common::denied(ctx.stats);
-        out.extend_from_slice(b"CLIENT_ERROR Authentication required\r\n");
+        out.extend_from_slice(line::AUTH_REQUIRED);
         return Action::Continue;
     }
     trace(ctx, req);
@@ -260,8 +244,8 @@ fn run(ctx: &mut Ctx<'_>, req: &Request<'_>, out: &mut Vec<u8>) -> Action {
                     store
                         .append(key, value, side, false, ctx.now)
                         .map(|r| match r {
-                            Some(_) => &b"STORED\r\n"[..],
-                            None => b"NOT_STORED\r\n",
+                            Some(_) => line::STORED,
+                            None => line::NOT_STORED,
                         })
                 }
                 _ => {
@@ -276,14 +260,14 @@ fn run(ctx: &mut Ctx<'_>, req: &Request<'_>, out: &mut Vec<u8>) -> Action {
                         cas: (verb == StoreVerb::Cas).then_some(cas),
                     };
                     store.set(key, value, &opts, ctx.now).map(|o| match o {
-                        SetOutcome::Stored { .. } => &b"STORED\r\n"[..],
+                        SetOutcome::Stored { .. } => line::STORED,
                         // memcached: a failed add/replace is NOT_STORED;
                         // Pogocache answered EXISTS / NOT_FOUND.
                         SetOutcome::NotStored { .. } if verb != StoreVerb::Cas && !legacy => {
-                            b"NOT_STORED\r\n"
+                            line::NOT_STORED
                         }
-                        SetOutcome::NotStored { existed: true } => b"EXISTS\r\n",
-                        SetOutcome::NotStored { existed: false } => b"NOT_FOUND\r\n",
+                        SetOutcome::NotStored { existed: true } => line::EXISTS,
+                        SetOutcome::NotStored { existed: false } => line::NOT_FOUND,
                     })
                 }
             };
@@ -298,10 +282,10 @@ fn run(ctx: &mut Ctx<'_>, req: &Request<'_>, out: &mut Vec<u8>) -> Action {
         Request::Delete { key, noreply } => {
             if store.delete(key, ctx.now) {
                 ctx.stats.delete_hits.incr();
-                reply(out, noreply, b"DELETED\r\n")
+                reply(out, noreply, line::DELETED)
             } else {
                 ctx.stats.delete_misses.incr();
-                reply(out, noreply, b"NOT_FOUND\r\n")
+                reply(out, noreply, line::NOT_FOUND)
             }
         }
         Request::Incr {
@@ -324,15 +308,15 @@ fn run(ctx: &mut Ctx<'_>, req: &Request<'_>, out: &mut Vec<u8>) -> Action {
                 }
             };
             let line: &[u8] = if store.expire(key, at, ctx.now) {
-                b"TOUCHED\r\n"
+                line::TOUCHED
             } else {
-                b"NOT_FOUND\r\n"
+                line::NOT_FOUND
             };
             reply(out, noreply, line)
         }
         Request::FlushAll { delay, noreply } => {
             admin::flush_all(ctx.shared, delay > 0, delay);
-            reply(out, noreply, b"OK\r\n")
+            reply(out, noreply, line::OK)
         }
         Request::Stats => {
             for (name, value) in admin::stats_list(ctx) {
@@ -342,14 +326,14 @@ fn run(ctx: &mut Ctx<'_>, req: &Request<'_>, out: &mut Vec<u8>) -> Action {
                 out.extend_from_slice(value.as_bytes());
                 out.extend_from_slice(b"\r\n");
             }
-            out.extend_from_slice(b"END\r\n");
+            out.extend_from_slice(line::END);
         }
         Request::Version => {
             out.extend_from_slice(b"VERSION ");
             out.extend_from_slice(VERSION.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
-        Request::Verbosity { noreply } => reply(out, noreply, b"OK\r\n"),
+        Request::Verbosity { noreply } => reply(out, noreply, line::OK),
         Request::Quit => return Action::Close,
         Request::Invalid(_) => unreachable!("handled above"),
     }
@@ -375,7 +359,7 @@ fn get<'k>(
         }
         let line = |e: Option<EntryRef<'_>>| match e {
             Some(e) => {
-                value_line(out, key, e, with_cas);
+                compose::value(out, key, e.flags(), e.value(), with_cas.then(|| e.cas()));
                 true
             }
             None => false,
@@ -388,7 +372,7 @@ fn get<'k>(
         };
         if hit { hits += 1 } else { misses += 1 }
     }
-    out.extend_from_slice(b"END\r\n");
+    out.extend_from_slice(line::END);
     common::lookups(ctx.stats, hits, misses);
 }
 
@@ -448,12 +432,10 @@ fn incr(ctx: &mut Ctx<'_>, key: &[u8], delta: u64, decr: bool, noreply: bool, ou
         }
         Err(UpdateError::Op(IncrFail::Missing)) => {
             misses.incr();
-            b"NOT_FOUND\r\n"
+            line::NOT_FOUND
         }
-        Err(UpdateError::Op(IncrFail::NotNumber)) => {
-            b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
-        }
-        Err(UpdateError::Store(_)) => b"SERVER_ERROR object too large for cache\r\n",
+        Err(UpdateError::Op(IncrFail::NotNumber)) => line::NON_NUMERIC,
+        Err(UpdateError::Store(_)) => line::TOO_LARGE,
     };
     if !noreply || legacy {
         out.extend_from_slice(text);

@@ -14,6 +14,7 @@
 
 use std::borrow::Cow;
 
+use pogocache_protocol::memcache::compose::{MetaValue, line, meta_flags};
 use pogocache_protocol::memcache::meta::{Meta, MetaCmd, decode_key, encode};
 use pogocache_store::{
     Cond, EntryRef, Expiry, SetOptions, SetOutcome, Side, StoreError, UpdateError,
@@ -33,36 +34,6 @@ fn allowed(cmd: MetaCmd) -> &'static [u8] {
         MetaCmd::Noop => b"",
         MetaCmd::Debug => b"b",
     }
-}
-
-/// Appends the flags that echo back (`O`, `k`, `b`) and the requested
-/// values, in request order.
-fn echo(out: &mut Vec<u8>, m: &Meta<'_>, vals: &dyn Fn(u8) -> Option<Cow<'static, [u8]>>) {
-    for (f, tok) in m.flags.iter() {
-        match f {
-            b'O' => {
-                out.extend_from_slice(b" O");
-                out.extend_from_slice(tok);
-            }
-            b'k' => {
-                out.extend_from_slice(b" k");
-                out.extend_from_slice(m.key);
-            }
-            b'b' if m.flags.has(b'k') => out.extend_from_slice(b" b"),
-            _ => {
-                if let Some(v) = vals(f) {
-                    out.push(b' ');
-                    out.push(f);
-                    out.extend_from_slice(&v);
-                }
-            }
-        }
-    }
-    out.extend_from_slice(b"\r\n");
-}
-
-fn num(n: impl itoa::Integer) -> Cow<'static, [u8]> {
-    Cow::Owned(itoa::Buffer::new().format(n).as_bytes().to_vec())
 }
 
 /// A meta TTL token: memcache exptime rules (0 never, negative expired,
@@ -98,16 +69,16 @@ pub(crate) fn command_of(m: &Meta<'_>) -> Option<Cmd> {
 
 pub fn execute(ctx: &mut Ctx<'_>, m: &Meta<'_>, out: &mut Vec<u8>) {
     if m.cmd == MetaCmd::Noop {
-        return out.extend_from_slice(b"MN\r\n");
+        return out.extend_from_slice(line::MN);
     }
     let ok = allowed(m.cmd);
     if m.flags.iter().any(|(f, _)| !ok.contains(&f)) {
-        return out.extend_from_slice(b"CLIENT_ERROR invalid flag\r\n");
+        return out.extend_from_slice(line::INVALID_FLAG);
     }
     let key: Cow<'_, [u8]> = if m.flags.has(b'b') {
         match decode_key(m.key) {
             Some(k) => Cow::Owned(k),
-            None => return out.extend_from_slice(b"CLIENT_ERROR bad data chunk\r\n"),
+            None => return out.extend_from_slice(line::BAD_CHUNK),
         }
     } else {
         Cow::Borrowed(m.key)
@@ -123,7 +94,7 @@ pub fn execute(ctx: &mut Ctx<'_>, m: &Meta<'_>, out: &mut Vec<u8>) {
 }
 
 fn bad(out: &mut Vec<u8>) {
-    out.extend_from_slice(b"CLIENT_ERROR bad token in command line format\r\n");
+    out.extend_from_slice(line::BAD_TOKEN);
 }
 
 /// The token of flag `f` parsed by `parse`: `Ok(None)` when the flag is
@@ -179,7 +150,7 @@ fn get(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
     if !hit {
         ctx.stats.get_misses.incr();
         if !m.flags.has(b'q') {
-            out.extend_from_slice(b"EN\r\n");
+            out.extend_from_slice(line::EN);
         }
         return;
     }
@@ -188,7 +159,7 @@ fn get(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
         let Some(e) = e else {
             // Deleted by another client since the lookup above: a miss.
             if !m.flags.has(b'q') {
-                out.extend_from_slice(b"EN\r\n");
+                out.extend_from_slice(line::EN);
             }
             return;
         };
@@ -201,11 +172,11 @@ fn get(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
         }
         let (cas, flags, size) = (e.cas(), e.flags(), e.value().len());
         let left = e.expires().map(|x| (x - now + NS - 1).div_euclid(NS));
-        echo(out, m, &|f| match f {
-            b'c' => Some(num(cas)),
-            b'f' => Some(num(flags)),
-            b's' => Some(num(size)),
-            b't' => Some(num(left.unwrap_or(-1))),
+        meta_flags(out, m, &|f| match f {
+            b'c' => Some(MetaValue::Uint(cas)),
+            b'f' => Some(MetaValue::Uint(flags as u64)),
+            b's' => Some(MetaValue::Uint(size as u64)),
+            b't' => Some(MetaValue::Int(left.unwrap_or(-1))),
             _ => None,
         });
         if !token.is_empty() || stale {
@@ -302,7 +273,7 @@ fn set(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
             })
         }
         Some(_) => {
-            return out.extend_from_slice(b"CLIENT_ERROR invalid mode for ms STORE\r\n");
+            return out.extend_from_slice(line::BAD_SET_MODE);
         }
     };
     if mark_stale && res == Ok(&b"HD"[..]) {
@@ -317,7 +288,7 @@ fn set(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
             } else {
                 0
             };
-            echo(out, m, &|f| (f == b'c').then(|| num(new_cas)));
+            meta_flags(out, m, &|f| (f == b'c').then_some(MetaValue::Uint(new_cas)));
         }
         Err(e) => {
             common::store_error(ctx.stats, e);
@@ -375,7 +346,7 @@ fn delete(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
         return;
     }
     out.extend_from_slice(code);
-    echo(out, m, &|_| None);
+    meta_flags(out, m, &|_| None);
 }
 
 enum ArithFail {
@@ -396,7 +367,7 @@ fn arith(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
         None | Some(b'I' | b'i' | b'+') => false,
         Some(b'D' | b'd' | b'-') => true,
         Some(_) => {
-            return out.extend_from_slice(b"CLIENT_ERROR invalid mode for ma ARITHMETIC\r\n");
+            return out.extend_from_slice(line::BAD_ARITH_MODE);
         }
     };
     let Ok(vivify) = token(m, b'N', |t| ttl(ctx, t)) else {
@@ -427,15 +398,13 @@ fn arith(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
         Err(UpdateError::Op(ArithFail::Missing)) => {
             misses.incr();
             out.extend_from_slice(b"NF");
-            return echo(out, m, &|_| None);
+            return meta_flags(out, m, &|_| None);
         }
         Err(UpdateError::Op(ArithFail::NotNumber)) => {
-            return out.extend_from_slice(
-                b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
-            );
+            return out.extend_from_slice(line::NON_NUMERIC);
         }
         Err(UpdateError::Store(_)) => {
-            return out.extend_from_slice(b"SERVER_ERROR object too large for cache\r\n");
+            return out.extend_from_slice(line::TOO_LARGE);
         }
     };
     hits.incr();
@@ -462,9 +431,9 @@ fn arith(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
     } else {
         out.extend_from_slice(b"HD");
     }
-    echo(out, m, &|f| match f {
-        b'c' => Some(num(cas)),
-        b't' => Some(num(left.unwrap_or(-1))),
+    meta_flags(out, m, &|f| match f {
+        b'c' => Some(MetaValue::Uint(cas)),
+        b't' => Some(MetaValue::Int(left.unwrap_or(-1))),
         _ => None,
     });
     if value {
@@ -476,7 +445,7 @@ fn arith(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
 fn debug(ctx: &mut Ctx<'_>, m: &Meta<'_>, key: &[u8], out: &mut Vec<u8>) {
     let now = ctx.now;
     ctx.shared.store.peek(key, now, |e| match e {
-        None => out.extend_from_slice(b"EN\r\n"),
+        None => out.extend_from_slice(line::EN),
         Some(e) => {
             let exp = e
                 .expires()

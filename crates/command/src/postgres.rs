@@ -18,10 +18,10 @@
 
 use std::collections::HashMap;
 
-use pogocache_protocol::ArgView;
 use pogocache_protocol::postgres::{
     self as pg, Frame, FrameError, Framed, OID_BYTEA, OID_TEXT, Piece, Reader, Token,
 };
+use pogocache_protocol::{ArgView, Limits};
 
 use crate::conn::Step;
 use crate::table::Cmd;
@@ -185,7 +185,7 @@ impl PgSession {
     /// Handles one message from the front of `buf`, appending replies to
     /// `out` (the session contract of [`crate::conn`]).
     pub fn step(&mut self, ctx: &mut Ctx<'_>, buf: &[u8], out: &mut Vec<u8>) -> Step {
-        let (n, frame) = match pg::frame(buf) {
+        let (n, frame) = match pg::frame(buf, &Limits::DEFAULT) {
             Framed::Incomplete { need } => return Step::Incomplete(need),
             Framed::Invalid(e) => {
                 pg::error_response(
@@ -199,7 +199,7 @@ impl PgSession {
                 pg::ready_for_query(out);
                 return Step::Close;
             }
-            Framed::Done(n, f) => (n, f),
+            Framed::Complete(n, f) => (n, f),
         };
         let keep = match frame {
             // SSLRequest with TLS configured: upgrade (an extension; plain

@@ -29,7 +29,6 @@ pub struct RespSession {
     /// MONITOR mode: the feed queue. A monitoring connection answers PING
     /// and closes on anything else.
     monitor: Option<Queue>,
-    limits: Limits,
     /// Parse results of the requests of one window, reused so the steady
     /// state allocates nothing.
     args: [Args; WINDOW],
@@ -44,7 +43,6 @@ impl Default for RespSession {
         RespSession {
             resp3: false,
             monitor: None,
-            limits: Limits::default(),
             args: std::array::from_fn(|_| Args::new()),
             front: 0,
         }
@@ -64,8 +62,8 @@ impl RespSession {
         let first = if self.front > 0 {
             std::mem::take(&mut self.front)
         } else {
-            match resp::parse(input, &self.limits, &mut self.args[0]) {
-                Parsed::Complete(n) => n,
+            match resp::parse(input, &Limits::DEFAULT, &mut self.args[0]) {
+                Parsed::Complete(n, ()) => n,
                 Parsed::Incomplete { need } => return Step::Incomplete(need),
                 Parsed::Invalid(e) => {
                     resp::error(out, e.message().as_bytes());
@@ -79,7 +77,8 @@ impl RespSession {
         // A lone request (no pipelining) skips the look-ahead.
         while parsed < WINDOW && end < input.len() {
             let rest = &input[end..];
-            let Parsed::Complete(n) = resp::parse(rest, &self.limits, &mut self.args[parsed])
+            let Parsed::Complete(n, ()) =
+                resp::parse(rest, &Limits::DEFAULT, &mut self.args[parsed])
             else {
                 // Incomplete or invalid: the next step meets it at the front.
                 break;
@@ -137,8 +136,8 @@ impl RespSession {
 
     /// A monitoring connection: PING is answered, anything else closes.
     fn monitoring(&mut self, ctx: &mut Ctx<'_>, input: &[u8], out: &mut Vec<u8>) -> Step {
-        match resp::parse(input, &self.limits, &mut self.args[0]) {
-            Parsed::Complete(n) => {
+        match resp::parse(input, &Limits::DEFAULT, &mut self.args[0]) {
+            Parsed::Complete(n, ()) => {
                 ctx.stats.detail.requests[0].incr();
                 let args = self.args[0].view(input);
                 if args.is_empty() {
@@ -165,8 +164,8 @@ impl RespSession {
             return;
         }
         if self.front == 0 {
-            match resp::parse(input, &self.limits, &mut self.args[0]) {
-                Parsed::Complete(n) => self.front = n,
+            match resp::parse(input, &Limits::DEFAULT, &mut self.args[0]) {
+                Parsed::Complete(n, ()) => self.front = n,
                 _ => return,
             }
         }

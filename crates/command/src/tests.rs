@@ -36,7 +36,7 @@ impl Harness {
     /// Sends one inline-or-multibulk request; returns the reply bytes.
     fn run(&mut self, req: &[u8]) -> (Vec<u8>, Action) {
         let mut args = Args::new();
-        let Parsed::Complete(_) = resp::parse(req, &Limits::default(), &mut args) else {
+        let Parsed::Complete(_, ()) = resp::parse(req, &Limits::default(), &mut args) else {
             panic!("bad request {req:?}")
         };
         let mut out = Vec::new();

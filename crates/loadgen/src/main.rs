@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use pogocache_protocol::memcache;
+use pogocache_protocol::resp;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Proto {
@@ -246,36 +248,21 @@ impl Keys {
     }
 }
 
+/// One request, written by the protocol crate's request encoders.
 fn encode(out: &mut Vec<u8>, proto: Proto, set: bool, key: u64, value: &[u8], ttl_ms: Option<u64>) {
     let key = format!("key:{key:012}");
+    let key = key.as_bytes();
     match (proto, set) {
-        (Proto::Resp, true) => {
-            out.extend_from_slice(
-                format!(
-                    "*{}\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n",
-                    if ttl_ms.is_some() { 5 } else { 3 },
-                    key.len(),
-                    value.len()
-                )
-                .as_bytes(),
-            );
-            out.extend_from_slice(value);
-            out.extend_from_slice(b"\r\n");
-            if let Some(ms) = ttl_ms {
-                let ms = ms.to_string();
-                out.extend_from_slice(format!("$2\r\nPX\r\n${}\r\n{ms}\r\n", ms.len()).as_bytes());
-            }
-        }
-        (Proto::Resp, false) => out.extend_from_slice(
-            format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len()).as_bytes(),
-        ),
+        (Proto::Resp, true) => match ttl_ms {
+            Some(ms) => resp::request(out, &[b"SET", key, value, b"PX", ms.to_string().as_bytes()]),
+            None => resp::request(out, &[b"SET", key, value]),
+        },
+        (Proto::Resp, false) => resp::request(out, &[b"GET", key]),
         (Proto::Memcache, true) => {
             let exptime = ttl_ms.map(|ms| ms.div_ceil(1000)).unwrap_or(0);
-            out.extend_from_slice(format!("set {key} 0 {exptime} {}\r\n", value.len()).as_bytes());
-            out.extend_from_slice(value);
-            out.extend_from_slice(b"\r\n");
+            memcache::compose::set(out, key, exptime as i64, value)
         }
-        (Proto::Memcache, false) => out.extend_from_slice(format!("get {key}\r\n").as_bytes()),
+        (Proto::Memcache, false) => memcache::compose::get(out, &[key], false),
     }
 }
 

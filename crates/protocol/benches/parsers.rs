@@ -20,6 +20,7 @@
 //! | sniff_http             |      4.6 ns  |  218 M     |
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use pogocache_protocol::Limits;
 use pogocache_protocol::sniff::{Sniff, sniff};
 use pogocache_protocol::{http, memcache, postgres};
 use std::hint::black_box;
@@ -37,10 +38,12 @@ fn bench(c: &mut Criterion) {
     let mc_set = padded(&[b"set key:00001234 0 0 100\r\n".as_slice(), &value, b"\r\n"].concat());
     for (name, input) in [("memcache_get", mc_get), ("memcache_set_100B", mc_set)] {
         g.bench_function(name, |b| {
-            b.iter(|| match memcache::parse(black_box(input)) {
-                memcache::Parsed::Done(n, req) => black_box((n, req.first_key())),
-                _ => unreachable!(),
-            })
+            b.iter(
+                || match memcache::parse(black_box(input), &Limits::DEFAULT) {
+                    memcache::Parsed::Complete(n, req) => black_box((n, req.first_key())),
+                    _ => unreachable!(),
+                },
+            )
         });
     }
 
@@ -56,8 +59,8 @@ fn bench(c: &mut Criterion) {
     );
     for (name, input) in [("http_get", http_get), ("http_put_100B", http_put)] {
         g.bench_function(name, |b| {
-            b.iter(|| match http::parse(black_box(input)) {
-                http::Parsed::Done(n, _) => black_box(n),
+            b.iter(|| match http::parse(black_box(input), &Limits::DEFAULT) {
+                http::Parsed::Complete(n, _) => black_box(n),
                 _ => unreachable!(),
             })
         });
@@ -70,8 +73,8 @@ fn bench(c: &mut Criterion) {
     q.extend_from_slice(sql);
     let pg = padded(&q);
     g.bench_function("postgres_simple_query", |b| {
-        b.iter(|| match postgres::frame(black_box(pg)) {
-            postgres::Framed::Done(n, _) => {
+        b.iter(|| match postgres::frame(black_box(pg), &Limits::DEFAULT) {
+            postgres::Framed::Complete(n, _) => {
                 let toks = postgres::tokenize(black_box(&sql[..sql.len() - 1])).unwrap();
                 black_box((n, toks.len()))
             }

@@ -38,7 +38,7 @@ fn bench(c: &mut Criterion) {
         let mut args = Args::new();
         g.bench_function(name, |b| {
             b.iter(|| match resp::parse(black_box(input), &limits, &mut args) {
-                Parsed::Complete(n) => black_box(n),
+                Parsed::Complete(n, ()) => black_box(n),
                 _ => unreachable!(),
             })
         });

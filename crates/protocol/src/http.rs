@@ -6,10 +6,9 @@
 //! request earns. Does not own: routes and their replies (the command
 //! crate), or percent-decoding of keys (also there, with the key rules).
 
-/// Largest header block accepted before answering 431.
-pub const MAX_HEAD: usize = 64 * 1024;
-/// Largest body (`Content-Length`), the value limit.
-pub const MAX_BODY: u64 = crate::MAX_VALUE as u64;
+use crate::Limits;
+
+/// Most headers one request may carry (more: 431).
 const MAX_HEADERS: usize = 64;
 
 /// The methods with a route; anything else is answered 400, as Pogocache.
@@ -47,7 +46,7 @@ pub enum Reject {
     LengthRequired,
     /// 413: `Content-Length` over the value limit.
     TooLarge,
-    /// 431: header block over [`MAX_HEAD`].
+    /// 431: header block over `Limits::max_head`.
     HeadersTooLarge,
 }
 
@@ -62,21 +61,17 @@ impl Reject {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Parsed<'a> {
-    Done(usize, Request<'a>),
-    Incomplete { need: usize },
-    Invalid(Reject),
-}
+/// Result of one parse attempt.
+pub type Parsed<'a> = crate::Parsed<Reject, Request<'a>>;
 
 /// Parses one request from the front of `buf`.
-pub fn parse(buf: &[u8]) -> Parsed<'_> {
+pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let head = match req.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
-            if buf.len() > MAX_HEAD {
+            if buf.len() > limits.max_head {
                 return Parsed::Invalid(Reject::HeadersTooLarge);
             }
             return Parsed::Incomplete {
@@ -110,7 +105,7 @@ pub fn parse(buf: &[u8]) -> Parsed<'_> {
                 });
             }
             length = v.iter().fold(0u64, |a, &d| a * 10 + (d - b'0') as u64);
-            if length > MAX_BODY {
+            if length > limits.max_arg_len as u64 {
                 return Parsed::Invalid(Reject::TooLarge);
             }
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
@@ -132,7 +127,7 @@ pub fn parse(buf: &[u8]) -> Parsed<'_> {
     if buf.len() < total {
         return Parsed::Incomplete { need: total };
     }
-    Parsed::Done(
+    Parsed::Complete(
         total,
         Request {
             method,
@@ -168,10 +163,14 @@ pub fn response(out: &mut Vec<u8>, code: u16, reason: &str, body: &[u8], keep_al
 mod tests {
     use super::*;
 
+    fn parse(input: &[u8]) -> Parsed<'_> {
+        super::parse(input, &Limits::DEFAULT)
+    }
+
     #[test]
     fn request_with_body_and_exact_consumption() {
         let input = b"PUT /hk?ttl=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET";
-        let Parsed::Done(n, r) = parse(input) else {
+        let Parsed::Complete(n, r) = parse(input) else {
             panic!()
         };
         assert_eq!(n, input.len() - 3);
@@ -189,25 +188,25 @@ mod tests {
 
     #[test]
     fn headers_and_keep_alive() {
-        let Parsed::Done(_, r) =
+        let Parsed::Complete(_, r) =
             parse(b"GET / HTTP/1.0\r\nAccept: text/html\r\nAuthorization: Bearer s\r\n\r\n")
         else {
             panic!()
         };
         assert!(r.accept_html && !r.keep_alive);
         assert_eq!(r.authorization, Some(&b"Bearer s"[..]));
-        let Parsed::Done(_, r) = parse(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n") else {
+        let Parsed::Complete(_, r) = parse(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n") else {
             panic!()
         };
         assert!(!r.keep_alive);
         // No header lines at all still completes (gap E1).
         assert!(matches!(
             parse(b"GET / HTTP/1.1\r\n\r\n"),
-            Parsed::Done(18, _)
+            Parsed::Complete(18, _)
         ));
         assert!(matches!(
             parse(b"POST /k HTTP/1.1\r\n\r\n"),
-            Parsed::Done(
+            Parsed::Complete(
                 _,
                 Request {
                     method: Method::Other,
@@ -252,7 +251,13 @@ mod tests {
             );
         }
         assert_eq!(
-            parse(&[b"GET / HTTP/1.1\r\nX: ".as_slice(), &[b'a'; MAX_HEAD]].concat()),
+            parse(
+                &[
+                    b"GET / HTTP/1.1\r\nX: ".as_slice(),
+                    &[b'a'; Limits::DEFAULT.max_head]
+                ]
+                .concat()
+            ),
             Parsed::Invalid(Reject::HeadersTooLarge)
         );
     }

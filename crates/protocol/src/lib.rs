@@ -12,15 +12,23 @@
 //!
 //! ## The parser contract
 //!
-//! Every parser returns a [`Parsed`]: `Complete(n)` (a request occupied
-//! exactly `n` bytes and its arguments were written to an [`Args`]),
-//! `Incomplete { need }` (read more; `need` is a lower bound on the total
-//! buffered bytes before another attempt can succeed, so a connection
-//! receiving a 100 MiB value does not re-parse the prefix on every read),
-//! or `Invalid(e)` (a framing error; the connection replies and closes).
-//! Parsers never allocate per request: arguments are `(start, end)`
-//! ranges into the input buffer, or into the reused `Args` scratch buffer
-//! when the wire form needs unescaping (inline RESP).
+//! Every parser (`resp::parse`, `memcache::parse`, `http::parse`,
+//! `postgres::frame`) takes the input and the one [`Limits`] struct and
+//! returns a [`Parsed`]: `Complete(n, request)` (a request occupied
+//! exactly `n` bytes; RESP's request is `()` because its arguments were
+//! written to an [`Args`]), `Incomplete { need }` (read more; `need` is a
+//! lower bound on the total buffered bytes before another attempt can
+//! succeed, so a connection receiving a 100 MiB value does not re-parse
+//! the prefix on every read), or `Invalid(e)` (a framing error; the
+//! connection replies and closes). Parsers never allocate per request:
+//! requests borrow keys and values from the input, and RESP arguments
+//! are `(start, end)` ranges into the input buffer, or into the reused
+//! `Args` scratch buffer when the wire form needs unescaping (inline
+//! RESP). Number fields are parsed by [`num`], the same way everywhere.
+//!
+//! Each protocol module also composes: reply encoders for the server, and
+//! request encoders (`resp::request`, `memcache::get` ...) for clients,
+//! the load generator and tests.
 
 pub mod http;
 pub mod memcache;
@@ -34,33 +42,54 @@ pub mod sniff;
 /// (`pogocache_store::MAX_VALUE_LEN`; a test keeps the two equal).
 pub const MAX_VALUE: usize = 536_870_912;
 
-/// Size limits shared by the parsers. Builder-style knobs rather than
-/// constants so tests and fuzzers can shrink them.
+/// Size limits of every parser, in one place. Fields rather than
+/// constants so tests and fuzzers can shrink them; [`Limits::DEFAULT`]
+/// is what the server uses.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// Most arguments one command may carry (Pogocache: 100000).
+    /// Most arguments one RESP command may carry (Pogocache: 100000).
     pub max_args: usize,
-    /// Largest single argument (Pogocache: 512 MiB).
+    /// Largest single argument or value, in every protocol: a RESP bulk
+    /// string, a memcache data block, an HTTP body (Pogocache: 512 MiB).
     pub max_arg_len: usize,
     /// Longest inline/telnet line before it is refused. Pogocache has no
     /// limit (gap B3); we refuse like Redis does at 64 KiB.
     pub max_inline_len: usize,
+    /// Longest memcache command line (memcached refuses long lines too;
+    /// Pogocache buffers without limit, gap B3).
+    pub max_line: usize,
+    /// Largest HTTP request head (request line and headers).
+    pub max_head: usize,
+    /// Largest Postgres startup-type packet (Pogocache's limit).
+    pub max_startup: usize,
+    /// Largest regular Postgres message: a value at the limit plus
+    /// framing.
+    pub max_message: usize,
+}
+
+impl Limits {
+    pub const DEFAULT: Limits = Limits {
+        max_args: 100_000,
+        max_arg_len: MAX_VALUE,
+        max_inline_len: 64 * 1024,
+        max_line: 1 << 20,
+        max_head: 64 * 1024,
+        max_startup: 65_536,
+        max_message: MAX_VALUE + 65_536,
+    };
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_args: 100_000,
-            max_arg_len: MAX_VALUE,
-            max_inline_len: 64 * 1024,
-        }
+        Limits::DEFAULT
     }
 }
 
-/// Outcome of one parse attempt (see the crate docs).
+/// Outcome of one parse attempt, the same for every protocol (see the
+/// crate docs): `T` is the parsed request, `E` the framing error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Parsed<E> {
-    Complete(usize),
+pub enum Parsed<E, T = ()> {
+    Complete(usize, T),
     Incomplete { need: usize },
     Invalid(E),
 }

@@ -10,15 +10,12 @@
 //! Hand-written (hot path): a request is parsed in one pass over the line
 //! and borrows every key and value from the input buffer.
 
+use crate::Limits;
 use crate::num::{parse_i64_strict, parse_u64_strict as parse_u64};
 
+pub mod compose;
 pub mod meta;
 
-/// Longest command line accepted (memcached refuses long lines too;
-/// Pogocache buffers without limit, gap B3).
-pub const MAX_LINE: usize = 1 << 20;
-/// Largest data block (`<bytes>`), as Pogocache.
-pub const MAX_DATA: i64 = crate::MAX_VALUE as i64;
 /// Longest key.
 pub const MAX_KEY: usize = 250;
 
@@ -158,17 +155,16 @@ impl<'a> Request<'a> {
     }
 }
 
-/// Result of one parse attempt.
+/// The framing error: the line exceeded `Limits::max_line`. Reply
+/// `CLIENT_ERROR line too long` and close. (Malformed requests are not
+/// framing errors: they parse to [`Request::Invalid`] and the connection
+/// goes on.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Parsed<'a> {
-    /// A request (or an error reply) that consumed `n` bytes.
-    Done(usize, Request<'a>),
-    /// Need at least this many buffered bytes.
-    Incomplete { need: usize },
-    /// The line exceeded [`MAX_LINE`]: reply `CLIENT_ERROR line too long`
-    /// and close.
-    LineTooLong,
-}
+pub struct LineTooLong;
+
+/// Result of one parse attempt: a request (or an error reply) and the
+/// bytes it occupied.
+pub type Parsed<'a> = crate::Parsed<LineTooLong, Request<'a>>;
 
 /// A memcache key: 1–250 bytes, none ≤ 0x20 nor 0x7F.
 pub fn valid_key(k: &[u8]) -> bool {
@@ -194,10 +190,10 @@ fn tokens<'a, const N: usize>(line: &'a [u8], out: &mut [&'a [u8]; N]) -> usize 
 }
 
 /// Parses one request from the front of `buf`.
-pub fn parse(buf: &[u8]) -> Parsed<'_> {
+pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
     let Some(nl) = memchr::memchr(b'\n', buf) else {
-        if buf.len() > MAX_LINE {
-            return Parsed::LineTooLong;
+        if buf.len() > limits.max_line {
+            return Parsed::Invalid(LineTooLong);
         }
         return Parsed::Incomplete {
             need: buf.len() + 1,
@@ -206,13 +202,13 @@ pub fn parse(buf: &[u8]) -> Parsed<'_> {
     let line_len = nl + 1;
     let line = &buf[..nl];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let done = |r| Parsed::Done(line_len, r);
+    let done = |r| Parsed::Complete(line_len, r);
     if line.len() >= 2
         && line[0] == b'm'
         && matches!(line[1], b'g' | b's' | b'd' | b'a' | b'n' | b'e')
         && line.get(2).is_none_or(|&c| c == b' ')
     {
-        return meta::parse(buf, line, line_len);
+        return meta::parse(buf, line, line_len, limits);
     }
     let mut t: [&[u8]; 8] = [&[]; 8];
     let n = tokens(line, &mut t);
@@ -291,8 +287,8 @@ pub fn parse(buf: &[u8]) -> Parsed<'_> {
                 return done(Request::Invalid(Error::BadFormat));
             };
             let bytes = match parse_i64_strict(t[4]) {
-                Some(b) if (0..=MAX_DATA).contains(&b) => b as usize,
-                Some(b) if b > MAX_DATA => return done(Request::Invalid(Error::TooLarge)),
+                Some(b) if b >= 0 && b as u64 <= limits.max_arg_len as u64 => b as usize,
+                Some(b) if b >= 0 => return done(Request::Invalid(Error::TooLarge)),
                 _ => return done(Request::Invalid(Error::BadFormat)),
             };
             let cas = if verb == StoreVerb::Cas {
@@ -308,9 +304,9 @@ pub fn parse(buf: &[u8]) -> Parsed<'_> {
                 return Parsed::Incomplete { need: total };
             }
             if &buf[line_len + bytes..total] != b"\r\n" {
-                return Parsed::Done(total, Request::Invalid(Error::BadChunk));
+                return Parsed::Complete(total, Request::Invalid(Error::BadChunk));
             }
-            Parsed::Done(
+            Parsed::Complete(
                 total,
                 Request::Store {
                     verb,

@@ -94,6 +94,24 @@ pub fn parse_u64_strict(s: &[u8]) -> Option<u64> {
     Some(v)
 }
 
+/// C `atoi`: leading whitespace, an optional sign, digits up to the first
+/// non-digit; anything else is 0 (saturating instead of overflowing).
+/// Used where Pogocache is lenient: numeric flags, DEBUG ranges and
+/// command-line counts.
+pub fn atoi(s: &[u8]) -> i64 {
+    let s = s.trim_ascii_start();
+    let (neg, digits) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let mut v: i64 = 0;
+    for &c in digits.iter().take_while(|c| c.is_ascii_digit()) {
+        v = v.saturating_mul(10).saturating_add((c - b'0') as i64);
+    }
+    if neg { -v } else { v }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +140,15 @@ mod tests {
         assert_eq!(parse_u64_strict(b"0000000000000000000042"), None);
         assert_eq!(parse_i64_strict(b"                     1"), None);
         assert_eq!(i64_unbounded(b"0000000000000000000042"), Some(42));
+    }
+
+    #[test]
+    fn atoi_is_c_lenient() {
+        assert_eq!(atoi(b"  42abc"), 42);
+        assert_eq!(atoi(b"-7"), -7);
+        assert_eq!(atoi(b"+9"), 9);
+        assert_eq!(atoi(b"x1"), 0);
+        assert_eq!(atoi(b""), 0);
+        assert_eq!(atoi(b"99999999999999999999999"), i64::MAX);
     }
 }

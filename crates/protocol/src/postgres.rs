@@ -10,10 +10,7 @@
 //! Hand-written: the message set we need is small and its exact bytes
 //! are part of the contract; pgwire's server API owns the socket.
 
-/// Largest startup-type packet (Pogocache's limit).
-pub const MAX_STARTUP: usize = 65_536;
-/// Largest regular message: a value at the 512 MiB limit plus framing.
-pub const MAX_MESSAGE: usize = crate::MAX_VALUE + 65_536;
+use crate::Limits;
 
 /// One framed message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,25 +28,21 @@ pub enum FrameError {
     Invalid,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Framed<'a> {
-    Done(usize, Frame<'a>),
-    Incomplete { need: usize },
-    Invalid(FrameError),
-}
+/// Result of one framing attempt.
+pub type Framed<'a> = crate::Parsed<FrameError, Frame<'a>>;
 
 fn be32(b: &[u8]) -> u32 {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
 /// Frames one message from the front of `buf`.
-pub fn frame(buf: &[u8]) -> Framed<'_> {
+pub fn frame<'a>(buf: &'a [u8], limits: &Limits) -> Framed<'a> {
     if buf.len() < 5 {
         return Framed::Incomplete { need: 5 };
     }
     if buf[0] == 0 {
         let len = be32(buf) as usize;
-        if len > MAX_STARTUP {
+        if len > limits.max_startup {
             return Framed::Invalid(FrameError::TooLarge);
         }
         if len < 8 {
@@ -58,7 +51,7 @@ pub fn frame(buf: &[u8]) -> Framed<'_> {
         if buf.len() < len {
             return Framed::Incomplete { need: len };
         }
-        return Framed::Done(
+        return Framed::Complete(
             len,
             Frame::Startup {
                 code: be32(&buf[4..]),
@@ -70,13 +63,13 @@ pub fn frame(buf: &[u8]) -> Framed<'_> {
     if len < 4 {
         return Framed::Invalid(FrameError::Invalid);
     }
-    if len > MAX_MESSAGE {
+    if len > limits.max_message {
         return Framed::Invalid(FrameError::TooLarge);
     }
     if buf.len() < len + 1 {
         return Framed::Incomplete { need: len + 1 };
     }
-    Framed::Done(
+    Framed::Complete(
         len + 1,
         Frame::Message {
             kind: buf[0],

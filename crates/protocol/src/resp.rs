@@ -138,7 +138,7 @@ pub fn parse_multibulk(buf: &[u8], limits: &Limits, args: &mut Args) -> Parsed<P
         return Parsed::Invalid(ParseError::MultibulkLength);
     }
     if count <= 0 {
-        return Parsed::Complete(pos);
+        return Parsed::Complete(pos, ());
     }
     for _ in 0..count {
         let Some(&marker) = buf.get(pos) else {
@@ -167,7 +167,7 @@ pub fn parse_multibulk(buf: &[u8], limits: &Limits, args: &mut Args) -> Parsed<P
         args.push(start, end);
         pos = end + 2;
     }
-    Parsed::Complete(pos)
+    Parsed::Complete(pos, ())
 }
 
 #[inline]
@@ -252,7 +252,7 @@ pub fn parse_inline(buf: &[u8], limits: &Limits, args: &mut Args) -> Parsed<Pars
         let end = args.scratch.len();
         args.ranges.push((start as u32, end as u32));
     }
-    Parsed::Complete(nl + 1)
+    Parsed::Complete(nl + 1, ())
 }
 
 /// Parses one request of either form, choosing by its first byte.
@@ -332,6 +332,17 @@ pub fn array(out: &mut Vec<u8>, n: usize) {
     out.push(b'*');
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     out.extend_from_slice(b"\r\n");
+}
+
+// ---------------------------------------------------------------- requests
+
+/// Appends a request as a client sends it: an array of bulk strings
+/// (what every Redis client library writes).
+pub fn request(out: &mut Vec<u8>, args: &[&[u8]]) {
+    array(out, args.len());
+    for a in args {
+        bulk(out, a);
+    }
 }
 
 #[cfg(test)]

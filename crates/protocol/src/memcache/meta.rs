@@ -6,7 +6,8 @@
 //! Owns: framing of meta lines and `ms` data blocks, flag syntax, and
 //! base64 keys (`b`). Does not own: what the flags do (the command crate).
 
-use super::{Error, MAX_DATA, MAX_KEY, Parsed, Request, valid_key};
+use super::{Error, MAX_KEY, Parsed, Request, valid_key};
+use crate::Limits;
 
 /// The meta verbs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,8 +56,13 @@ pub struct Meta<'a> {
 
 /// Parses a meta line (`line` without its line ending; `line_len` with it)
 /// at the front of `buf`.
-pub(super) fn parse<'a>(buf: &'a [u8], line: &'a [u8], line_len: usize) -> Parsed<'a> {
-    let done = |r| Parsed::Done(line_len, r);
+pub(super) fn parse<'a>(
+    buf: &'a [u8],
+    line: &'a [u8],
+    line_len: usize,
+    limits: &Limits,
+) -> Parsed<'a> {
+    let done = |r| Parsed::Complete(line_len, r);
     let line = line.strip_suffix(b" ").unwrap_or(line);
     let mut parts = line.splitn(3, |&b| b == b' ');
     let verb = parts.next().unwrap_or_default();
@@ -85,7 +91,7 @@ pub(super) fn parse<'a>(buf: &'a [u8], line: &'a [u8], line_len: usize) -> Parse
         let n = p.next().unwrap_or_default();
         rest = p.next().unwrap_or_default();
         match super::parse_u64(n) {
-            Some(n) if n <= MAX_DATA as u64 => datalen = Some(n as usize),
+            Some(n) if n <= limits.max_arg_len as u64 => datalen = Some(n as usize),
             Some(_) => return done(Request::Invalid(Error::TooLarge)),
             None => return done(Request::Invalid(Error::BadFormat)),
         }
@@ -114,9 +120,9 @@ pub(super) fn parse<'a>(buf: &'a [u8], line: &'a [u8], line_len: usize) -> Parse
                 return Parsed::Incomplete { need: total };
             }
             if &buf[line_len + n..total] != b"\r\n" {
-                return Parsed::Done(total, Request::Invalid(Error::BadChunk));
+                return Parsed::Complete(total, Request::Invalid(Error::BadChunk));
             }
-            return Parsed::Done(
+            return Parsed::Complete(
                 total,
                 Request::Meta(Meta {
                     cmd,
@@ -190,7 +196,9 @@ pub fn encode(out: &mut Vec<u8>, data: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::parse as parse_all;
+    fn parse_all(input: &[u8]) -> Parsed<'_> {
+        super::super::parse(input, &Limits::DEFAULT)
+    }
     use super::*;
 
     #[test]
@@ -207,7 +215,7 @@ mod tests {
 
     #[test]
     fn frames_meta_lines_and_blocks() {
-        let Parsed::Done(n, Request::Meta(m)) = parse_all(b"mg foo v t Oxx\r\n") else {
+        let Parsed::Complete(n, Request::Meta(m)) = parse_all(b"mg foo v t Oxx\r\n") else {
             panic!()
         };
         assert_eq!((n, m.cmd, m.key), (16, MetaCmd::Get, &b"foo"[..]));
@@ -219,7 +227,7 @@ mod tests {
             parse_all(b"ms foo 3 T10\r\nab"),
             Parsed::Incomplete { need: 19 }
         );
-        let Parsed::Done(19, Request::Meta(m)) = parse_all(b"ms foo 3 T10\r\nabc\r\n") else {
+        let Parsed::Complete(19, Request::Meta(m)) = parse_all(b"ms foo 3 T10\r\nabc\r\n") else {
             panic!()
         };
         assert_eq!(
@@ -228,19 +236,19 @@ mod tests {
         );
         assert_eq!(
             parse_all(b"ms foo 3\r\nabcXY"),
-            Parsed::Done(15, Request::Invalid(Error::BadChunk))
+            Parsed::Complete(15, Request::Invalid(Error::BadChunk))
         );
         assert_eq!(
             parse_all(b"mg foo 1bad\r\n"),
-            Parsed::Done(13, Request::Invalid(Error::BadFlag))
+            Parsed::Complete(13, Request::Invalid(Error::BadFlag))
         );
         assert_eq!(
             parse_all(b"mg\r\n"),
-            Parsed::Done(4, Request::Invalid(Error::BadFormat))
+            Parsed::Complete(4, Request::Invalid(Error::BadFormat))
         );
         assert!(matches!(
             parse_all(b"mn\r\n"),
-            Parsed::Done(
+            Parsed::Complete(
                 4,
                 Request::Meta(Meta {
                     cmd: MetaCmd::Noop,
@@ -250,7 +258,7 @@ mod tests {
         ));
         assert!(matches!(
             parse_all(b"mg Zm9v b v\r\n"),
-            Parsed::Done(_, Request::Meta(Meta { key: b"Zm9v", .. }))
+            Parsed::Complete(_, Request::Meta(Meta { key: b"Zm9v", .. }))
         ));
     }
 }

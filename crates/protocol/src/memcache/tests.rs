@@ -1,8 +1,12 @@
 use super::*;
 
+fn parse(input: &[u8]) -> Parsed<'_> {
+    super::parse(input, &Limits::DEFAULT)
+}
+
 fn one(input: &[u8]) -> (usize, Request<'_>) {
     match parse(input) {
-        Parsed::Done(n, r) => (n, r),
+        Parsed::Complete(n, r) => (n, r),
         other => panic!("{:?}: {other:?}", String::from_utf8_lossy(input)),
     }
 }
@@ -71,7 +75,7 @@ fn incomplete_until_line_and_data_arrive() {
             other => panic!("cut {cut}: {other:?}"),
         }
     }
-    assert!(matches!(parse(input), Parsed::Done(20, _)));
+    assert!(matches!(parse(input), Parsed::Complete(20, _)));
 }
 
 #[test]
@@ -117,7 +121,7 @@ fn error_lines_from_the_spec() {
     for (input, want, consumed) in cases {
         assert_eq!(
             parse(input),
-            Parsed::Done(*consumed, Request::Invalid(*want)),
+            Parsed::Complete(*consumed, Request::Invalid(*want)),
             "{:?}",
             String::from_utf8_lossy(input)
         );
@@ -125,7 +129,7 @@ fn error_lines_from_the_spec() {
     let long_key = [b"set ".as_slice(), &[b'k'; 251], b" 0 0 1\r\na\r\n"].concat();
     assert!(matches!(
         parse(&long_key),
-        Parsed::Done(_, Request::Invalid(BadFormat))
+        Parsed::Complete(_, Request::Invalid(BadFormat))
     ));
 }
 
@@ -205,7 +209,10 @@ fn keys_and_other_verbs() {
 
 #[test]
 fn endless_line_is_refused() {
-    assert_eq!(parse(&vec![b'a'; MAX_LINE + 1]), Parsed::LineTooLong);
+    assert_eq!(
+        parse(&vec![b'a'; Limits::DEFAULT.max_line + 1]),
+        Parsed::Invalid(LineTooLong)
+    );
 }
 
 mod props {
@@ -215,7 +222,7 @@ mod props {
     proptest! {
         #[test]
         fn never_panics_and_never_overclaims(input in proptest::collection::vec(any::<u8>(), 0..300)) {
-            if let Parsed::Done(n, r) = parse(&input) {
+            if let Parsed::Complete(n, r) = parse(&input) {
                 prop_assert!(n <= input.len() && n > 0);
                 if let Request::Store { key, .. } = r { prop_assert!(valid_key(key)); }
                 if let Request::Get { keys, .. } = r { for k in keys.iter() { prop_assert!(valid_key(k)); } }

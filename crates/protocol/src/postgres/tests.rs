@@ -1,5 +1,9 @@
 use super::*;
 
+fn frame(input: &[u8]) -> Framed<'_> {
+    super::frame(input, &Limits::DEFAULT)
+}
+
 fn args(q: &str) -> Result<Vec<String>, String> {
     let t = tokenize(q.as_bytes())?;
     Ok(build_args(&t, None)
@@ -13,7 +17,7 @@ fn framing_startup_and_regular() {
     let startup = b"\x00\x00\x00\x1b\x00\x03\x00\x00user\x00u\x00database\x00d\x00\x00";
     assert_eq!(
         frame(startup),
-        Framed::Done(
+        Framed::Complete(
             27,
             Frame::Startup {
                 code: 196608,
@@ -30,7 +34,7 @@ fn framing_startup_and_regular() {
     let q = b"Q\x00\x00\x00\x09PING\x00rest";
     assert_eq!(
         frame(q),
-        Framed::Done(
+        Framed::Complete(
             10,
             Frame::Message {
                 kind: b'Q',
@@ -166,7 +170,7 @@ mod props {
         #[test]
         fn tokenizer_and_framer_never_panic(input in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = tokenize(&input);
-            if let Framed::Done(n, _) = frame(&input) { prop_assert!(n <= input.len()); }
+            if let Framed::Complete(n, _) = frame(&input) { prop_assert!(n <= input.len()); }
         }
     }
 }

@@ -15,7 +15,7 @@ fn strs(v: &[&str]) -> Vec<Vec<u8>> {
 fn multibulk_basic_and_exact_consumption() {
     let input = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nv\x00\xff\r\n\r\n";
     let (r, a) = parse_all(input);
-    assert_eq!(r, Parsed::Complete(input.len()));
+    assert_eq!(r, Parsed::Complete(input.len(), ()));
     assert_eq!(
         a,
         vec![b"SET".to_vec(), b"k".to_vec(), b"v\x00\xff\r\n".to_vec()]
@@ -32,7 +32,7 @@ fn multibulk_every_prefix_is_incomplete() {
             other => panic!("prefix {n}: {other:?}"),
         }
     }
-    assert_eq!(parse_all(input).0, Parsed::Complete(input.len()));
+    assert_eq!(parse_all(input).0, Parsed::Complete(input.len(), ()));
 }
 
 #[test]
@@ -54,7 +54,7 @@ fn pipelined_requests_parse_one_at_a_time() {
     let mut seen = Vec::new();
     while pos < input.len() {
         match parse(&input[pos..], &Limits::default(), &mut args) {
-            Parsed::Complete(n) => {
+            Parsed::Complete(n, ()) => {
                 seen.push(
                     args.view(&input[pos..])
                         .iter()
@@ -76,12 +76,12 @@ fn pipelined_requests_parse_one_at_a_time() {
 fn lenient_numbers_and_empty_counts() {
     assert_eq!(parse_all(b"*01\r\n$04\r\nPING\r\n").1, strs(&["PING"]));
     assert_eq!(parse_all(b"*+1\r\n$ 4\r\nPING\r\n").1, strs(&["PING"]));
-    assert_eq!(parse_all(b"*0\r\n"), (Parsed::Complete(4), vec![]));
-    assert_eq!(parse_all(b"*-1\r\n"), (Parsed::Complete(5), vec![]));
+    assert_eq!(parse_all(b"*0\r\n"), (Parsed::Complete(4, ()), vec![]));
+    assert_eq!(parse_all(b"*-1\r\n"), (Parsed::Complete(5, ()), vec![]));
     // The two bytes after a payload are not checked (gap B8, kept).
     assert_eq!(
         parse_all(b"*1\r\n$4\r\nPINGX\r\n"),
-        (Parsed::Complete(14), strs(&["PING"]))
+        (Parsed::Complete(14, ()), strs(&["PING"]))
     );
 }
 
@@ -148,7 +148,7 @@ fn inline_forms_from_the_spec() {
         let (r, a) = parse_all(input);
         assert_eq!(
             r,
-            Parsed::Complete(input.len()),
+            Parsed::Complete(input.len(), ()),
             "input {:?}",
             String::from_utf8_lossy(input)
         );
@@ -205,7 +205,10 @@ fn inline_limit_does_not_depend_on_segmentation() {
         ..Limits::default()
     };
     let mut a = Args::new();
-    assert_eq!(parse(b"GET abcd\n", &limits, &mut a), Parsed::Complete(9));
+    assert_eq!(
+        parse(b"GET abcd\n", &limits, &mut a),
+        Parsed::Complete(9, ())
+    );
     assert_eq!(
         parse(b"GET abcd\r\n", &limits, &mut a),
         Parsed::Invalid(ParseError::InlineTooBig)
@@ -233,7 +236,7 @@ mod props {
             array(&mut buf, argv.len());
             for a in &argv { bulk(&mut buf, a); }
             let (r, got) = parse_all(&buf);
-            prop_assert_eq!(r, Parsed::Complete(buf.len()));
+            prop_assert_eq!(r, Parsed::Complete(buf.len(), ()));
             prop_assert_eq!(got, argv);
         }
 
@@ -242,10 +245,30 @@ mod props {
         #[test]
         fn never_panics(input in proptest::collection::vec(any::<u8>(), 0..200)) {
             let mut args = Args::new();
-            if let Parsed::Complete(n) = parse(&input, &Limits::default(), &mut args) {
+            if let Parsed::Complete(n, ()) = parse(&input, &Limits::default(), &mut args) {
                 prop_assert!(n <= input.len());
                 for a in args.view(&input).iter() { let _ = a.len(); }
             }
         }
     }
+}
+
+#[test]
+fn requests_round_trip_through_the_parser() {
+    let mut out = Vec::new();
+    request(&mut out, &[b"SET", b"k", b"a\r\nb", b""]);
+    assert_eq!(
+        out,
+        b"*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\na\r\nb\r\n$0\r\n\r\n"
+    );
+    let mut a = Args::new();
+    assert_eq!(
+        parse(&out, &Limits::default(), &mut a),
+        Parsed::Complete(out.len(), ())
+    );
+    let v = a.view(&out);
+    assert_eq!(
+        v.iter().collect::<Vec<_>>(),
+        [&b"SET"[..], b"k", b"a\r\nb", b""]
+    );
 }

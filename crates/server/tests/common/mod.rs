@@ -109,12 +109,8 @@ pub fn tool(cmd: &str, args: &[&str]) -> bool {
 
 /// Encodes a RESP multibulk request.
 pub fn cmd(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
+    let mut out = Vec::new();
+    pogocache_protocol::resp::request(&mut out, args);
     out
 }
 
