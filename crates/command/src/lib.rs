@@ -5,13 +5,20 @@
 //! semantics against the store, and their replies through the
 //! protocol-neutral [`Reply`] sink.
 //!
-//! Owns: the auth gate, name lookup, argument counts and option parsing, error
-//! strings, stats counting, MONITOR fan-out, and the log lines commands
-//! print. Does not own: framing or reply bytes (each protocol implements
-//! [`Reply`]), sockets and threads (the server), storage (the store).
+//! Owns: each protocol's session (what a connection's bytes mean, run
+//! step by step), the auth gate, name lookup, argument counts and option
+//! parsing, error strings, stats counting, MONITOR fan-out, and the log
+//! lines commands print. Does not own: framing or reply bytes (the
+//! protocol crate's parsers and composers, behind [`Reply`]), sockets,
+//! buffers and threads (the server), storage (the store).
 //!
 //! ## Layout
 //!
+//! - [`conn`]: a connection's [`conn::Protocol`] (sniffing, then one
+//!   session per protocol, owning that protocol's state) and the one
+//!   [`conn::Step`] contract every session's `step(ctx, input, out)`
+//!   returns.
+//! - [`resp`]: RESP sessions (RESP3, MONITOR mode, the pipeline window).
 //! - [`table`]: the command table, one row per command (names, argument
 //!   counts, flags, key positions, Postgres columns); lookup, labels and
 //!   `COMMAND` are generated from it, and [`execute`] dispatches on it.
@@ -26,9 +33,9 @@
 //! - [`intro`]: HELLO, CLIENT, INFO, COMMAND, CONFIG, RESET, WAIT
 //!   (extensions for modern clients), with [`clients`] the registry
 //!   behind CLIENT LIST/KILL.
-//! - [`memcache`] and `meta`: the memcache text and meta protocols' verbs
-//!   against the store.
-//! - [`http`]: the HTTP routes; [`metrics`]: `GET /metrics`.
+//! - [`memcache`] and `meta`: memcache sessions, and the text and meta
+//!   protocols' verbs against the store.
+//! - [`http`]: HTTP sessions and routes; [`metrics`]: `GET /metrics`.
 //! - [`postgres`]: Postgres sessions, running the table's commands.
 //! - [`stats`]: per-worker counters; [`monitor`]: the MONITOR fan-out;
 //!   [`log`]: log lines (text or JSON); [`sys`]: RSS and the allocator.

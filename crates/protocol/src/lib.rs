@@ -4,8 +4,10 @@
 //! module parses requests from a borrowed buffer into argument ranges and
 //! composes replies into a caller-owned output `Vec<u8>`.
 //!
-//! Owns: framing, tokenising, limits, protocol error kinds, reply byte
-//! encodings, and the one-per-connection protocol sniffer.
+//! Owns: framing, tokenising, limits, number syntax ([`num`]), protocol
+//! error kinds, reply and request byte encodings (`resp`,
+//! `memcache::compose`, `http::response`, the `postgres` messages), and
+//! the one-per-connection protocol sniffer.
 //! Does not own: sockets, buffering policy, the command table or the
 //! store. That is why every parser here can be unit-tested, benchmarked
 //! and fuzzed alone.
@@ -27,8 +29,8 @@
 //! RESP). Number fields are parsed by [`num`], the same way everywhere.
 //!
 //! Each protocol module also composes: reply encoders for the server, and
-//! request encoders (`resp::request`, `memcache::get` ...) for clients,
-//! the load generator and tests.
+//! request encoders (`resp::request`, `memcache::compose::request` ...)
+//! for clients, the load generator and tests.
 
 pub mod http;
 pub mod memcache;

@@ -5,9 +5,22 @@
 //! [`Server`] composition root that `main`, tests and benches all start
 //! the same way.
 //!
-//! Owns: sockets, buffering, sniffing, fairness, backpressure, connection
+//! Owns: sockets, buffering, TLS, fairness, backpressure, connection
 //! limits, shutdown. Does not own: wire formats (`pogocache-protocol`),
-//! command semantics (`pogocache-command`) or storage (`pogocache-store`).
+//! what a connection's bytes mean (the protocol sessions of
+//! `pogocache-command`, driven through `conn::Protocol::step`) or
+//! storage (`pogocache-store`).
+//!
+//! ## Layout
+//!
+//! - `worker`: the event loop, scheduling, the three-step loop turn,
+//!   MONITOR delivery.
+//! - `transport`: one connection's socket (plain or TLS) and buffers, the
+//!   TLS port's sniff and upgrade.
+//! - `tls`: certificate loading and the rustls connection driver.
+//! - `listener`: binding and accepting (TCP, unix socket, TLS port).
+//! - `ticker`: the once-a-second housekeeping thread.
+//! - [`config`]: the command line, Pogocache's flags and error text.
 //!
 //! ## Threads
 //!
@@ -16,7 +29,7 @@
 //!                │  round-robin hand-off: inbox + Waker
 //!      ┌─────────┼──────────┐
 //!   worker 0  worker 1 … worker N-1     each: mio Poll, its connections,
-//!      │         │          │           read → parse → execute → write
+//!      │         │          │           read → step → write
 //!      └────── Store (sharded Mutexes) ─┘
 //!   ticker: RSS vs --maxmemory → low-memory flag; autosweep; -v lines
 //! ```
