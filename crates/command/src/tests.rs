@@ -406,3 +406,139 @@ fn wire_and_store_agree_on_the_value_limit() {
         pogocache_store::MAX_VALUE_LEN
     );
 }
+
+/// Drives a connection's [`conn::Protocol`] over `input` as the server
+/// does (step, drop what was consumed, repeat) and returns the output and
+/// the last step.
+fn drive(h: &mut Harness, proto: &mut conn::Protocol, input: &[u8]) -> (Vec<u8>, conn::Step) {
+    let shared = h.shared.clone();
+    let mut ctx = Ctx {
+        shared: &shared,
+        stats: &shared.workers[0],
+        now: h.now,
+        session: &mut h.session,
+        scratch: &mut h.scratch,
+    };
+    let mut out = Vec::new();
+    let mut at = 0;
+    loop {
+        if at == input.len() {
+            return (out, conn::Step::Consumed(at));
+        }
+        match proto.step(&mut ctx, &input[at..], &mut out) {
+            conn::Step::Consumed(n) => at += n,
+            other => return (out, other),
+        }
+    }
+}
+
+/// A pipeline stepped as one buffered input (windows of `resp::WINDOW`,
+/// each parsed once) answers exactly what the same requests answer one
+/// at a time, across window boundaries and with HELLO switching RESP3 in
+/// the middle of a window.
+#[test]
+fn pipelined_windows_answer_like_single_requests() {
+    let mut reqs: Vec<Vec<u8>> = Vec::new();
+    for i in 0..20 {
+        let k = format!("k{i}");
+        let mut r = Vec::new();
+        resp::request(&mut r, &[b"SET", k.as_bytes(), b"v"]);
+        reqs.push(r);
+        let mut r = Vec::new();
+        resp::request(&mut r, &[b"GET", k.as_bytes()]);
+        reqs.push(r);
+        if i == 5 {
+            reqs.push(b"HELLO 3\r\n".to_vec());
+        }
+        if i == 11 {
+            reqs.push(b"GET missing\r\n".to_vec());
+            reqs.push(b"HELLO 2\r\n".to_vec());
+        }
+    }
+    reqs.push(b"GET missing\r\n".to_vec());
+
+    let mut one = Harness::new(Settings::default());
+    let mut proto = conn::Protocol::Sniffing;
+    let mut want = Vec::new();
+    for r in &reqs {
+        let (out, step) = drive(&mut one, &mut proto, r);
+        assert_eq!(step, conn::Step::Consumed(r.len()));
+        want.extend_from_slice(&out);
+    }
+
+    let mut piped = Harness::new(Settings::default());
+    let mut proto = conn::Protocol::Sniffing;
+    let all = reqs.concat();
+    let (got, step) = drive(&mut piped, &mut proto, &all);
+    assert_eq!(step, conn::Step::Consumed(all.len()));
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want)
+    );
+    assert!(got.ends_with(b"$-1\r\n"));
+    assert_eq!(
+        piped.shared.workers[0].detail.requests[0].get(),
+        reqs.len() as u64
+    );
+}
+
+/// Stepping stops at MONITOR (the server subscribes the connection) and
+/// at QUIT, with the requests before them answered and none after.
+#[test]
+fn a_window_stops_at_monitor_and_quit() {
+    let mut h = Harness::new(Settings::default());
+    let mut proto = conn::Protocol::Sniffing;
+    let input = b"PING\r\nMONITOR\r\nPING\r\nGET k\r\n";
+    let (out, step) = drive(&mut h, &mut proto, input);
+    assert_eq!(out, b"+PONG\r\n+OK\r\n");
+    assert_eq!(step, conn::Step::Monitor(15));
+    proto.enter_monitor(Default::default());
+    assert!(proto.monitor().is_some());
+    // Monitoring: PING is answered, anything else closes.
+    let (out, step) = drive(&mut h, &mut proto, &input[15..]);
+    assert_eq!(out, b"+PONG\r\n");
+    assert_eq!(step, conn::Step::Close);
+
+    let mut proto = conn::Protocol::Sniffing;
+    let (out, step) = drive(&mut h, &mut proto, b"SET a 1\r\nQUIT\r\nSET b 2\r\n");
+    assert_eq!(out, b"+OK\r\n+OK\r\n");
+    assert_eq!(step, conn::Step::Close);
+    assert!(!h.shared.store.get(b"b", h.now, |e| e.is_some()));
+}
+
+/// Memcache windows: a pipeline answers like its requests one at a time,
+/// and a request that is still arriving is left for a later step.
+#[test]
+fn memcache_pipelines_step_like_single_requests() {
+    let reqs: Vec<&[u8]> = vec![
+        b"set a 0 0 1\r\n1\r\n",
+        b"get a\r\n",
+        b"incr a 5\r\n",
+        b"gets a b\r\n",
+        b"delete a\r\n",
+        b"get a\r\n",
+        b"add b 3 0 2\r\nxy\r\n",
+        b"add b 3 0 2\r\nzz\r\n",
+        b"get b\r\n",
+        b"mn\r\n",
+        b"version\r\n",
+    ];
+    let mut one = Harness::new(Settings::default());
+    let mut proto = conn::Protocol::Sniffing;
+    let mut want = Vec::new();
+    for r in &reqs {
+        let (out, step) = drive(&mut one, &mut proto, r);
+        assert_eq!(step, conn::Step::Consumed(r.len()));
+        want.extend_from_slice(&out);
+    }
+    let mut piped = Harness::new(Settings::default());
+    let mut proto = conn::Protocol::Sniffing;
+    let mut all = reqs.concat();
+    all.extend_from_slice(b"set c 0 0 10\r\nabc");
+    let (got, step) = drive(&mut piped, &mut proto, &all);
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want)
+    );
+    assert!(matches!(step, conn::Step::Incomplete(_)));
+}
