@@ -432,6 +432,21 @@ fn drive(h: &mut Harness, proto: &mut conn::Protocol, input: &[u8]) -> (Vec<u8>,
     }
 }
 
+/// The replies to `reqs` sent one at a time, each stepped alone on a
+/// fresh server's connection.
+fn one_at_a_time<R: AsRef<[u8]>>(reqs: &[R]) -> Vec<u8> {
+    let mut h = Harness::new(Settings::default());
+    let mut proto = conn::Protocol::Sniffing;
+    let mut want = Vec::new();
+    for r in reqs {
+        let r = r.as_ref();
+        let (out, step) = drive(&mut h, &mut proto, r);
+        assert_eq!(step, conn::Step::Consumed(r.len()));
+        want.extend_from_slice(&out);
+    }
+    want
+}
+
 /// A pipeline stepped as one buffered input (windows of `resp::WINDOW`,
 /// each parsed once) answers exactly what the same requests answer one
 /// at a time, across window boundaries and with HELLO switching RESP3 in
@@ -457,14 +472,7 @@ fn pipelined_windows_answer_like_single_requests() {
     }
     reqs.push(b"GET missing\r\n".to_vec());
 
-    let mut one = Harness::new(Settings::default());
-    let mut proto = conn::Protocol::Sniffing;
-    let mut want = Vec::new();
-    for r in &reqs {
-        let (out, step) = drive(&mut one, &mut proto, r);
-        assert_eq!(step, conn::Step::Consumed(r.len()));
-        want.extend_from_slice(&out);
-    }
+    let want = one_at_a_time(&reqs);
 
     let mut piped = Harness::new(Settings::default());
     let mut proto = conn::Protocol::Sniffing;
@@ -523,14 +531,7 @@ fn memcache_pipelines_step_like_single_requests() {
         b"mn\r\n",
         b"version\r\n",
     ];
-    let mut one = Harness::new(Settings::default());
-    let mut proto = conn::Protocol::Sniffing;
-    let mut want = Vec::new();
-    for r in &reqs {
-        let (out, step) = drive(&mut one, &mut proto, r);
-        assert_eq!(step, conn::Step::Consumed(r.len()));
-        want.extend_from_slice(&out);
-    }
+    let want = one_at_a_time(&reqs);
     let mut piped = Harness::new(Settings::default());
     let mut proto = conn::Protocol::Sniffing;
     let mut all = reqs.concat();
