@@ -2,7 +2,10 @@
 //! driven by an op sequence decoded from the input (set with NX/XX/TTL/
 //! KEEPTTL/flags, get, delete, expire/persist, append/prepend, read-modify-
 //! write, time steps that land exactly on expiry boundaries, sweep, and a
-//! full SCAN). Every result must match the model.
+//! full SCAN). Every result must match the model. Keys and values
+//! sometimes cross the entry layout's boundaries (keys of 255 bytes and
+//! more, values of 64 KiB and more) and the allocator choices (around
+//! 128 bytes, and 1 MiB, where entries get a mapping of their own).
 #![no_main]
 
 use std::collections::{HashMap, HashSet};
@@ -27,12 +30,30 @@ fuzz_target!(|data: &[u8]| {
     let mut it = data.iter().copied();
     let mut scratch = Vec::new();
     while let (Some(op), Some(kb)) = (it.next(), it.next()) {
-        let key = format!("k{}", kb % 24).into_bytes();
+        // Three keys in 24 are long, on either side of the one-byte key
+        // length (a key's length never changes, so the model stays a map).
+        let mut key = format!("k{}", kb % 24).into_bytes();
+        match kb % 24 {
+            21 => key.resize(254, b'L'),
+            22 => key.resize(255, b'L'),
+            23 => key.resize(300, b'L'),
+            _ => {}
+        }
         let arg = it.next().unwrap_or(0);
         let cur = live(&model, &key, now);
         match op % 9 {
             0 => {
-                let value = vec![b'a' + arg % 26; (arg % 40) as usize];
+                // Mostly short values; now and then one that crosses a
+                // length-field or allocator boundary.
+                let len = match (arg % 64, it.next().unwrap_or(0) % 8) {
+                    (63, 0) => (1 << 20) - 40,
+                    (63, 1) => 1 << 20,
+                    (63, 2) => 0xFFFF,
+                    (63, 3) => 0x1_0000,
+                    (63, n) => 100 + n as usize * 8,
+                    _ => (arg % 40) as usize,
+                };
+                let value = vec![b'a' + arg % 26; len];
                 let expiry = match arg % 4 {
                     0 => Expiry::Never,
                     1 => Expiry::At(now + (arg as i64 % 5)),

@@ -8,25 +8,28 @@
 //! Layout (little-endian, unaligned):
 //!
 //! ```text
-//! 0..4    access  u32   last access, whole seconds on the store clock
-//! 4..8    vlen    u32   value length
-//! 8..10   klen    u16   key length (0xFFFF: see the long-key field)
-//! 10      bits    u8    which optional fields follow, and the meta
-//!                       protocol's stale / win-claimed marks
+//! 0       bits    u8    which optional fields follow, whether the value
+//!                       length is long, and the meta protocol's stale /
+//!                       win-claimed marks
+//! 1       klen    u8    key length (0xFF: see the long-key field)
+//! 2..6    access  u32   last access, whole seconds on the store clock
+//! 6..8    vlen    u16   value length (6..10, u32, for values of 64 KiB
+//!                       and more)
 //! then, when present and in this order:
 //!         expires i64   absolute expiry, ns on the store clock (0 = never)
 //!         cas     u64   compare-and-swap token (only with CAS enabled)
 //!         flags   u32   client flags (only when non-zero)
-//!         klen32  u32   key length of keys of 65,535 bytes and more
+//!         klen32  u32   key length of keys of 255 bytes and more
 //! then the key bytes, then the value bytes.
 //! ```
 //!
 //! Why hand-rolled: a `struct { key: Box<[u8]>, value: Box<[u8]>, .. }`
 //! costs two or three allocations per item, and even a fixed 40-byte
 //! header pushes a 16-byte key with a 100-byte value past the allocator's
-//! 128-byte size class. Here the common entry (no TTL, no flags, no CAS)
-//! carries 11 bytes of metadata, so it costs `8 / load + 11 + key + value`
-//! bytes plus allocator rounding, below Pogocache's per-item figure. The
+//! 128-byte size class. Here the common entry (no TTL, no flags, no CAS,
+//! a key under 255 bytes and a value under 64 KiB, which is nearly every
+//! item a cache holds) carries 8 bytes of metadata, so it costs
+//! `8 / load + 8 + key + value` bytes plus allocator rounding. The
 //! full hash is not stored: the table keeps a 16-bit tag in each bucket
 //! and rehashes keys on the rare paths (growth, deletion shifts) that need
 //! the home bucket. The unsafe code is confined to this file and every
@@ -37,8 +40,8 @@ use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
-/// Fixed header bytes.
-pub(crate) const HEADER: usize = 11;
+/// Fixed header bytes of an entry with a short value length.
+pub(crate) const HEADER: usize = 8;
 
 const EXPIRES: u8 = 1;
 const CAS: u8 = 2;
@@ -48,6 +51,18 @@ const LONG_KEY: u8 = 8;
 pub(crate) const STALE: u8 = 16;
 /// The one "win" (recache) token for this item has been handed out.
 pub(crate) const WON: u8 = 32;
+/// The value length is a u32 (values of 64 KiB and more).
+const LONG_VAL: u8 = 64;
+
+/// Offset of the first optional field: past the fixed header.
+#[inline]
+fn fixed_len(bits: u8) -> usize {
+    if bits & LONG_VAL != 0 {
+        HEADER + 2
+    } else {
+        HEADER
+    }
+}
 
 /// Header fields chosen by the caller when building an entry.
 #[derive(Clone, Copy, Debug, Default)]
@@ -84,32 +99,87 @@ fn layout(size: usize) -> Layout {
 }
 
 /// Entries of at least this many bytes get pages of their own straight
-/// from the kernel (`mmap`) instead of the allocator.
+/// from the kernel (`mmap`) instead of an allocator.
 ///
 /// Why: a size-class allocator keeps freed large blocks, and pages of
 /// size classes that only a few items use, resident for reuse. With a
 /// mix of large values under `--maxmemory` that retained memory grew
 /// RSS to several times what the entries held, and the RSS-driven budget
 /// then evicted almost everything. A mapping is exactly as resident as
-/// the entry (at most one partial page, under 7% at this size and
-/// falling with size) and `munmap` returns it at once, so RSS follows the
-/// stored bytes. Below this size an allocator's classes waste less than
-/// a page would, and a system call per write would cost more.
-pub(crate) const MMAP_MIN: usize = 64 * 1024;
+/// the entry plus at most one partial page (under 0.4% at this size)
+/// and `munmap` returns it at once, so RSS follows the stored bytes.
+/// Below this size the C library's heap (see [`on_c_heap`]) wastes less:
+/// a page of rounding was 6% at 64 KiB and 1.6% at 256 KiB, against 16
+/// bytes on the heap. [`init_c_heap`] keeps glibc from mapping those
+/// sizes itself.
+pub(crate) const MMAP_MIN: usize = 1 << 20;
 
-/// Entries from this size up to [`MMAP_MIN`] come from the C library's
-/// `malloc` rather than the process allocator (mimalloc in the shipped
-/// binary). Measured under `--maxmemory 64mb` with values from 100 B to
-/// 64 KiB overwritten for 4x the limit: with mimalloc, whose pages for
-/// medium size classes (512 KiB) stayed resident half empty, RSS held
-/// 23 MiB of entries and fell as the budget shrank; with glibc's
-/// coalescing heap for entries of 1 KiB and more it holds 38 MiB, steady.
-/// Its 16-byte granularity also wastes less per item than mimalloc's
-/// classes (1,040 bytes for a 1,027-byte entry, where mimalloc rounds to
-/// 1,280). Small entries stay on the process allocator: its 64 KiB pages
-/// are dense, and its 128-byte class fits the common 100-byte item
-/// exactly (glibc would take 144).
-pub(crate) const MALLOC_MIN: usize = 1024;
+/// Tells glibc to keep blocks below [`MMAP_MIN`] on its heap, once per
+/// process. Its default sends blocks of 128 KiB and more to a mapping of
+/// their own (a partial page each, up to 3% at 128 KiB), and it raises
+/// that threshold whenever such a block is freed, up to 32 MiB, so where
+/// a large entry lived, and what it cost, depended on history. This is a
+/// process-wide setting, and it is the one thing the store changes
+/// outside itself: for an embedding program it only moves blocks of
+/// 128 KiB to 1 MiB from mappings onto the heap.
+pub(crate) fn init_c_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: mallopt only sets a tunable; any value is accepted
+            // or refused with a return code, which changes nothing here.
+            unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_MIN as libc::c_int) };
+        });
+    }
+}
+
+/// Whether an entry of `size` bytes (below [`MMAP_MIN`]) comes from the
+/// C library's `malloc` rather than the process allocator (mimalloc in
+/// the shipped binary): whichever of the two occupies fewer bytes for
+/// it, mimalloc on a tie (it is the faster of the two).
+///
+/// Why: every entry is its own allocation, so an allocator's rounding is
+/// paid per item. mimalloc rounds up to its next size class (16-byte
+/// steps up to 64 bytes, then four classes per power of two): a 321-byte
+/// entry takes 384 bytes, while a 1,021-byte one fits its 1,024-byte class
+/// almost exactly. glibc's heap takes the size plus an 8-byte header,
+/// rounded to 16 bytes: 8 to 23 bytes more, whatever the size. Picking
+/// per size keeps the waste at the smaller of the two: 1,000,000 300-byte
+/// values cost 86 bytes of overhead per item on mimalloc alone, 47 for
+/// Pogocache on libc malloc. The coalescing heap also holds up under
+/// churn: under `--maxmemory 64mb` with values from 100 B to 64 KiB
+/// overwritten for 4x the limit, mimalloc's pages for medium classes
+/// (512 KiB each) stayed resident half empty and RSS held 23 MiB of
+/// entries, while glibc held 38 MiB, steady. Where the process allocator
+/// is glibc itself (a build without mimalloc) both paths are the same
+/// heap. The choice depends only on the size, so `free_block` finds the
+/// allocator again from the size the header gives.
+#[inline]
+pub(crate) fn on_c_heap(size: usize) -> bool {
+    c_heap_block(size) < mimalloc_block(size)
+}
+
+/// Bytes glibc's heap takes for a `size`-byte request (x86-64, AArch64).
+#[inline]
+fn c_heap_block(size: usize) -> usize {
+    ((size + 8 + 15) & !15).max(32)
+}
+
+/// Bytes of the mimalloc size class a `size`-byte request lands in (its
+/// `mi_bin` with 16-byte minimal alignment, as on x86-64 and AArch64:
+/// 8, then 16-byte steps to 64 bytes, then the top three bits of the
+/// word count, rounded up).
+#[inline]
+fn mimalloc_block(size: usize) -> usize {
+    let w = size.div_ceil(8).max(1);
+    if w <= 8 {
+        return if w == 1 { 8 } else { ((w + 1) & !1) * 8 };
+    }
+    let w1 = w - 1;
+    let b = usize::BITS - 1 - w1.leading_zeros();
+    (((w1 >> (b - 2)) + 1) << (b - 2)) * 8
+}
 
 /// Allocates an entry block of `size` bytes; null on failure.
 fn alloc_block(size: usize) -> *mut u8 {
@@ -131,7 +201,7 @@ fn alloc_block(size: usize) -> *mut u8 {
         } else {
             p.cast()
         }
-    } else if size >= MALLOC_MIN {
+    } else if on_c_heap(size) {
         // SAFETY: malloc has no preconditions; null is handled by the caller.
         unsafe { libc::malloc(size).cast() }
     } else {
@@ -149,7 +219,7 @@ unsafe fn free_block(p: *mut u8, size: usize) {
         // SAFETY: `p..p+size` is exactly the mapping `alloc_block` made.
         // munmap can only fail for a bad range, which this is not.
         unsafe { libc::munmap(p.cast(), size) };
-    } else if size >= MALLOC_MIN {
+    } else if on_c_heap(size) {
         // SAFETY: allocated by `libc::malloc`.
         unsafe { libc::free(p.cast()) }
     } else {
@@ -175,10 +245,13 @@ impl Entry {
         if meta.flags != 0 {
             bits |= FLAGS;
         }
-        if key.len() >= 0xFFFF {
+        if key.len() >= 0xFF {
             bits |= LONG_KEY;
         }
-        let size = HEADER + opt_len(bits) + key.len() + vlen;
+        if vlen > 0xFFFF {
+            bits |= LONG_VAL;
+        }
+        let size = fixed_len(bits) + opt_len(bits) + key.len() + vlen;
         let Some(ptr) = NonNull::new(alloc_block(size)) else {
             handle_alloc_error(layout(size))
         };
@@ -187,10 +260,13 @@ impl Entry {
         // SAFETY: `raw` is a fresh block of exactly `size` bytes and the
         // writes below fill it front to back, `size` bytes in total.
         unsafe {
+            w.put(&[bits, key.len().min(0xFF) as u8]);
             w.put(&meta.access.to_le_bytes());
-            w.put(&(vlen as u32).to_le_bytes());
-            w.put(&(key.len().min(0xFFFF) as u16).to_le_bytes());
-            w.put(&[bits]);
+            if bits & LONG_VAL != 0 {
+                w.put(&(vlen as u32).to_le_bytes());
+            } else {
+                w.put(&(vlen as u16).to_le_bytes());
+            }
             if bits & EXPIRES != 0 {
                 w.put(&meta.expires.to_le_bytes());
             }
@@ -296,7 +372,7 @@ impl<'a> EntryPtr<'a> {
 
     #[inline]
     fn bits(self) -> u8 {
-        self.read::<1>(10)[0]
+        self.read::<1>(0)[0]
     }
 
     /// The meta-protocol marks ([`STALE`], [`WON`]).
@@ -307,21 +383,25 @@ impl<'a> EntryPtr<'a> {
 
     #[inline]
     pub fn access(self) -> u32 {
-        u32::from_le_bytes(self.read(0))
+        u32::from_le_bytes(self.read(2))
     }
 
     #[inline]
     fn vlen(self) -> usize {
-        u32::from_le_bytes(self.read(4)) as usize
+        if self.bits() & LONG_VAL != 0 {
+            u32::from_le_bytes(self.read(6)) as usize
+        } else {
+            u16::from_le_bytes(self.read(6)) as usize
+        }
     }
 
     #[inline]
     fn klen(self) -> usize {
-        let short = u16::from_le_bytes(self.read(8)) as usize;
-        if short < 0xFFFF {
+        let short = self.read::<1>(1)[0] as usize;
+        if short < 0xFF {
             short
         } else {
-            let at = HEADER + opt_len(self.bits()) - 4;
+            let at = self.key_at() - 4;
             u32::from_le_bytes(self.read(at)) as usize
         }
     }
@@ -329,16 +409,18 @@ impl<'a> EntryPtr<'a> {
     /// Offset of the key: past the header and the optional fields.
     #[inline]
     fn key_at(self) -> usize {
-        HEADER + opt_len(self.bits())
+        let b = self.bits();
+        fixed_len(b) + opt_len(b)
     }
 
     /// Absolute expiry, 0 for none.
     #[inline]
     pub fn expires(self) -> i64 {
-        if self.bits() & EXPIRES == 0 {
+        let b = self.bits();
+        if b & EXPIRES == 0 {
             0
         } else {
-            i64::from_le_bytes(self.read(HEADER))
+            i64::from_le_bytes(self.read(fixed_len(b)))
         }
     }
 
@@ -346,7 +428,7 @@ impl<'a> EntryPtr<'a> {
     #[inline]
     pub fn cas_at(self) -> Option<usize> {
         let b = self.bits();
-        (b & CAS != 0).then(|| HEADER + if b & EXPIRES != 0 { 8 } else { 0 })
+        (b & CAS != 0).then(|| fixed_len(b) + if b & EXPIRES != 0 { 8 } else { 0 })
     }
 
     /// CAS token, 0 when the entry has none.
@@ -364,7 +446,7 @@ impl<'a> EntryPtr<'a> {
         if b & FLAGS == 0 {
             return 0;
         }
-        let at = HEADER + opt_len(b & (EXPIRES | CAS));
+        let at = fixed_len(b) + opt_len(b & (EXPIRES | CAS));
         u32::from_le_bytes(self.read(at))
     }
 
@@ -422,7 +504,7 @@ impl EntryMut {
 
     #[inline]
     pub fn set_access(&mut self, secs: u32) {
-        self.write(0, &secs.to_le_bytes());
+        self.write(2, &secs.to_le_bytes());
     }
 
     /// Sets expiry and CAS in place. Returns false (changing nothing) when
@@ -431,16 +513,17 @@ impl EntryMut {
     /// Sets and clears meta-protocol marks (layout bits are untouched).
     pub fn mark(&mut self, set: u8, clear: u8) {
         let b = (self.view().bits() | (set & (STALE | WON))) & !(clear & (STALE | WON));
-        self.write(10, &[b]);
+        self.write(0, &[b]);
     }
 
     pub fn set_expiry(&mut self, expires: i64, cas: u64) -> bool {
-        let has = self.view().bits() & EXPIRES != 0;
+        let bits = self.view().bits();
+        let has = bits & EXPIRES != 0;
         if !has && expires != 0 {
             return false;
         }
         if has {
-            self.write(HEADER, &expires.to_le_bytes());
+            self.write(fixed_len(bits), &expires.to_le_bytes());
         }
         if let Some(at) = self.view().cas_at() {
             self.write(at, &cas.to_le_bytes());
@@ -459,16 +542,47 @@ mod tests {
         // within 128 bytes: layout changes move RSS per item, so make them
         // fail loudly.
         let e = Entry::new(&[b'k'; 16], &[&[b'v'; 100]], Meta::default());
-        assert_eq!(e.size(), 127);
+        assert_eq!(e.size(), 124);
         assert_eq!(size_of::<Entry>(), 8);
         assert_eq!(size_of::<Option<Entry>>(), 8);
     }
 
     #[test]
+    fn allocator_choice_takes_the_smaller_block() {
+        // mimalloc's classes around the sizes the doc names.
+        assert_eq!(mimalloc_block(321), 384);
+        assert_eq!(mimalloc_block(1021), 1024);
+        assert_eq!(mimalloc_block(1027), 1280);
+        assert_eq!(mimalloc_block(127), 128);
+        assert_eq!(mimalloc_block(53), 64);
+        assert_eq!(mimalloc_block(48), 48);
+        assert_eq!(mimalloc_block(8), 8);
+        assert_eq!(c_heap_block(127), 144);
+        assert_eq!(c_heap_block(1), 32);
+        assert!(!on_c_heap(127) && !on_c_heap(1021) && !on_c_heap(11));
+        assert!(on_c_heap(321) && on_c_heap(1027));
+        for size in 1..MMAP_MIN {
+            let waste = c_heap_block(size).min(mimalloc_block(size)) - size;
+            assert!(waste <= 23, "{size}: {waste}");
+            assert!(mimalloc_block(size) >= size && c_heap_block(size) >= size + 8);
+        }
+    }
+
+    #[test]
     fn fields_round_trip_in_every_combination() {
         let long = vec![b'L'; 70_000];
-        for bits in 0..16u8 {
+        let long_val = [&b"val"[..], &[b'u'; 0xFFFF], b"\x00\xff"];
+        for bits in 0..128u8 {
+            if bits & (STALE | WON) != 0 {
+                continue;
+            }
             let key: &[u8] = if bits & LONG_KEY != 0 { &long } else { b"key" };
+            let parts: &[&[u8]] = if bits & LONG_VAL != 0 {
+                &long_val
+            } else {
+                &[b"val", b"ue\x00\xff"]
+            };
+            let value = parts.concat();
             let meta = Meta {
                 expires: if bits & EXPIRES != 0 { 7 } else { 0 },
                 cas: 9,
@@ -476,15 +590,27 @@ mod tests {
                 access: 3,
                 flags: if bits & FLAGS != 0 { 5 } else { 0 },
             };
-            let e = Entry::new(key, &[b"val", b"ue\x00\xff"], meta);
+            let e = Entry::new(key, parts, meta);
             let p = e.as_ptr();
             assert_eq!(p.key(), key);
-            assert_eq!(p.value(), b"value\x00\xff");
+            assert_eq!(p.value(), value);
             assert_eq!(p.expires(), meta.expires);
             assert_eq!(p.cas(), if meta.with_cas { 9 } else { 0 });
             assert_eq!(p.flags(), meta.flags);
             assert_eq!(p.access(), 3);
-            assert_eq!(p.size(), HEADER + opt_len(bits) + key.len() + 7);
+            assert_eq!(
+                p.size(),
+                fixed_len(bits) + opt_len(bits) + key.len() + value.len()
+            );
+            assert_eq!(p.bits(), bits, "layout bits");
+        }
+        // The boundaries of the short length fields.
+        for (klen, vlen) in [(254, 0xFFFF), (255, 0x1_0000), (0, 0)] {
+            let (k, v) = (vec![b'k'; klen], vec![b'v'; vlen]);
+            let e = Entry::new(&k, &[&v], Meta::default());
+            assert_eq!((e.as_ptr().key(), e.as_ptr().value()), (&k[..], &v[..]));
+            let extra = if klen >= 255 { 4 + 2 } else { 0 };
+            assert_eq!(e.size(), HEADER + extra + klen + vlen);
         }
         let empty = Entry::new(b"", &[], Meta::default());
         assert_eq!(

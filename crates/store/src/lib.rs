@@ -78,8 +78,8 @@ pub const MAX_VALUE_LEN: usize = 536_870_912;
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Number of independent shards (locks). More shards means less lock
-    /// contention between threads; 4096 is Pogocache's default and costs
-    /// about 1 MiB of empty tables. Clamped to 1..=65536.
+    /// contention between threads; 4096 is Pogocache's default (a shard
+    /// without entries has no table). Clamped to 1..=65536.
     pub shards: usize,
     /// Grow a shard's table once it is this percent full (55..=95).
     /// Lower trades memory for shorter probe sequences.
@@ -253,8 +253,8 @@ pub struct SweepStats {
 #[repr(align(64))]
 struct Slot {
     lock: Mutex<Shard>,
-    /// Bucket array address (low 48 bits) and log2 of its length (top
-    /// bits), republished under the lock whenever the table is rebuilt,
+    /// Bucket array address (low 48 bits) and its length packed by
+    /// `table::encode_size` (top 16 bits), republished under the lock whenever the table is rebuilt,
     /// and read without it by [`Store::prefetch`]. Only ever used as a
     /// prefetch address, so a stale value costs a wasted hint, nothing more.
     hint: AtomicU64,
@@ -298,7 +298,10 @@ pub struct Store {
     expirations: AtomicU64,
 }
 
-const MIN_BUCKETS: usize = 64;
+/// Smallest table a shard with entries gets. Small, because a store's
+/// 4096 shards each pay it: at 64 buckets it was 2 MiB before the first
+/// thousand items, 80 bytes per item for 26,000 16 KB values.
+const MIN_BUCKETS: usize = 4;
 
 #[inline]
 fn secs(now: i64) -> u32 {
@@ -306,8 +309,13 @@ fn secs(now: i64) -> u32 {
 }
 
 impl Store {
-    /// Builds an empty store. Costs one small table per shard.
+    /// Builds an empty store. A shard gets its table with its first entry.
+    ///
+    /// On glibc this sets the C library's mmap threshold to 1 MiB, once
+    /// per process, so entries of 128 KiB to 1 MiB stay on its heap
+    /// instead of taking a partial page each (see `entry.rs`).
     pub fn new(config: Config) -> Store {
+        entry::init_c_heap();
         let n = config.shards.clamp(1, 65536);
         let seed = config.seed.unwrap_or_else(random_seed);
         let shards = (0..n)
@@ -435,8 +443,7 @@ impl Store {
         let hint = if n == 0 {
             0
         } else {
-            (shard.table.buckets_ptr() as u64 & ((1 << 48) - 1))
-                | ((n.trailing_zeros() as u64) << 58)
+            (shard.table.buckets_ptr() as u64 & ((1 << 48) - 1)) | (table::encode_size(n) << 48)
         };
         let slot = &self.shards[i].hint;
         if slot.load(Ordering::Relaxed) != hint {
@@ -458,8 +465,8 @@ impl Store {
             return;
         }
         let base = (hint & ((1 << 48) - 1)) as *const u64;
-        let mask = (1usize << (hint >> 58)) - 1;
-        prefetch_read(base.wrapping_add(hash as usize & mask) as *const u8);
+        let n = table::decode_size(hint >> 48);
+        prefetch_read(base.wrapping_add(table::index(hash, n)) as *const u8);
     }
 
     /// Starts loading the entry `key` most likely refers to, for a request
@@ -1424,27 +1431,31 @@ impl Shard {
 
     fn insert(&mut self, e: Entry, hash: u64, cx: &Cx<'_>) {
         let len = self.table.len();
-        let mut n = self.table.num_buckets();
+        let n = self.table.num_buckets();
         if (len + 1) * 100 > n * cx.load_factor {
-            // Grow early so the table never runs fuller than --loadfactor.
-            n = n.max(MIN_BUCKETS / 2);
-            while (len + 1) * 100 > n * cx.load_factor {
-                n *= 2;
-            }
-            self.table.resize(n, cx.hasher);
+            // Grow early so the table never runs fuller than --loadfactor,
+            // by the smallest step that keeps it there (see `table.rs`).
+            let want = ((len + 1) * 100).div_ceil(cx.load_factor);
+            self.table
+                .resize(table::size_at_least(want.max(MIN_BUCKETS)), cx.hasher);
         }
         self.bytes += e.size();
         self.inserts += 1;
         self.table.insert(hash, e);
     }
 
-    /// Shrinks after mass deletion (count ≤ 10% of buckets), never below
-    /// the minimum table size. Returns whether the table was rebuilt.
+    /// Shrinks after mass deletion (count ≤ 10% of buckets) to about half
+    /// full, never below the minimum table size. Returns whether the table
+    /// was rebuilt.
     fn maybe_shrink(&mut self, h: &FixedState) -> bool {
         let n = self.table.num_buckets();
-        if n > MIN_BUCKETS * 2 && self.table.len() * 10 <= n {
-            self.table.resize((n / 4).max(MIN_BUCKETS), h);
-            return true;
+        let len = self.table.len();
+        if n > MIN_BUCKETS * 2 && len * 10 <= n {
+            let to = table::size_at_least((len * 2).max(MIN_BUCKETS));
+            if to < n {
+                self.table.resize(to, h);
+                return true;
+            }
         }
         false
     }

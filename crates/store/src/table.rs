@@ -2,8 +2,9 @@
 //! array of 8-byte buckets, each holding an entry pointer with a 16-bit
 //! hash tag in its top bits.
 //!
-//! Owns: bucket layout, probing, growth, backward-shift deletion and the
-//! raw-pointer bookkeeping that goes with packing tags into pointers.
+//! Owns: bucket layout, probing, the table sizes, backward-shift deletion
+//! and the raw-pointer bookkeeping that goes with packing tags into
+//! pointers.
 //! Does not own: locking, load-factor policy, expiry or accounting (the
 //! shard in `lib.rs` decides when to grow and what to remove).
 //!
@@ -18,8 +19,24 @@
 //! probe runs stay short at the configured load factor. Entries do not
 //! store their hash (see `entry.rs`): growth and deletion shifts rehash
 //! the keys they move, with the store's seeded hasher.
+//!
+//! Why the sizes are not powers of two: a table that doubles runs
+//! between 3/8 and 3/4 full, so its buckets cost 10.7 to 21.3 bytes per
+//! item (16 on average), more than the rest of a small item's overhead.
+//! Bucket counts here are `m << e` with `m` in 4..=7, so each growth step
+//! is 1.14x to 1.25x and a table at the default load factor runs between
+//! 60% and 75% full: 10.7 to 13.3 bytes per item. The home bucket is
+//! `(low 32 bits of the hash × n) >> 32` (a multiply instead of a mask,
+//! uniform for any `n`; the shard uses bits 32.. and the tag the top 16,
+//! so the three are independent). More steps mean more rehashing while a
+//! table grows (about six moves per item in all, against two when
+//! doubling); `resize` prefetches the keys it is about to rehash so those
+//! moves do not each wait for a cache miss.
 
+use std::alloc::{Layout, handle_alloc_error};
 use std::hash::BuildHasher;
+use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
 
 use foldhash::fast::FixedState;
 
@@ -47,28 +64,130 @@ fn addr(b: u64) -> *mut u8 {
     (b & ADDR) as *mut u8
 }
 
+/// The smallest valid bucket count (`m << e`, `m` in 4..=7) of at least
+/// `x` buckets.
+pub(crate) fn size_at_least(x: usize) -> usize {
+    let x = x.max(4);
+    let e = (usize::BITS - 1 - x.leading_zeros()).saturating_sub(2);
+    let m = x.div_ceil(1 << e);
+    if m > 7 { 4 << (e + 1) } else { m << e }
+}
+
+/// Packs a valid bucket count into 7 bits (`m - 4` and `e`), for the
+/// store's lock-free prefetch hint.
+pub(crate) fn encode_size(n: usize) -> u64 {
+    let e = (usize::BITS - 1 - n.leading_zeros()).saturating_sub(2);
+    debug_assert_eq!(size_at_least(n), n, "not a table size");
+    (((n >> e) - 4) as u64) | ((e as u64) << 2)
+}
+
+/// The bucket count [`encode_size`] packed.
+#[inline]
+pub(crate) fn decode_size(code: u64) -> usize {
+    (4 + (code as usize & 3)) << ((code >> 2) & 31)
+}
+
+/// Home bucket of `hash` among `n` buckets.
+#[inline]
+pub(crate) fn index(hash: u64, n: usize) -> usize {
+    ((hash as u32 as u64 * n as u64) >> 32) as usize
+}
+
+/// A zeroed bucket array from the C library's heap.
+///
+/// Why not `Box<[u64]>`: a table grows through many sizes (see the module
+/// header), and a size-class allocator keeps every array it outgrew in
+/// the free list of that array's class, where nothing else of that size
+/// comes to reuse it; with 4096 shards that was 15 bytes of RSS per item
+/// at a million items. glibc's heap coalesces the freed arrays into holes
+/// that the next, larger, array fits, and `calloc` of fresh pages skips
+/// the zeroing.
+struct Buckets {
+    ptr: NonNull<u64>,
+    len: usize,
+}
+
+// SAFETY: Buckets owns its array exclusively (like Box<[u64]>).
+unsafe impl Send for Buckets {}
+// SAFETY: shared access only reads.
+unsafe impl Sync for Buckets {}
+
+impl Buckets {
+    fn empty() -> Buckets {
+        Buckets {
+            ptr: NonNull::dangling(),
+            len: 0,
+        }
+    }
+
+    fn zeroed(n: usize) -> Buckets {
+        if n == 0 {
+            return Buckets::empty();
+        }
+        // SAFETY: calloc has no preconditions; null is handled below.
+        let p = unsafe { libc::calloc(n, size_of::<u64>()) }.cast::<u64>();
+        match NonNull::new(p) {
+            Some(ptr) => Buckets { ptr, len: n },
+            None => handle_alloc_error(Layout::array::<u64>(n).expect("bucket layout")),
+        }
+    }
+}
+
+impl Deref for Buckets {
+    type Target = [u64];
+    #[inline]
+    fn deref(&self) -> &[u64] {
+        // SAFETY: `ptr` holds `len` initialised u64s (or is dangling with
+        // len 0, which a slice allows).
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl DerefMut for Buckets {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [u64] {
+        // SAFETY: as in `deref`, and `&mut self` is exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Buckets {
+    fn drop(&mut self) {
+        if self.len != 0 {
+            // SAFETY: allocated by calloc in `zeroed`, freed once here.
+            unsafe { libc::free(self.ptr.as_ptr().cast()) }
+        }
+    }
+}
+
 /// Bucket array plus entry count. Empty buckets are 0 (entry addresses
 /// are never null).
 ///
 /// The store's hasher is passed to the operations that rehash rather than
 /// kept here, so a shard (lock, table, counters) still fits one cache line.
 pub(crate) struct Table {
-    buckets: Box<[u64]>,
+    buckets: Buckets,
     len: usize,
 }
 
-/// Home bucket of the entry in bucket value `b` under `mask`.
+/// Home bucket of the entry in bucket value `b` among `n` buckets.
 #[inline]
-fn home(h: &FixedState, b: u64, mask: usize) -> usize {
+fn home(h: &FixedState, b: u64, n: usize) -> usize {
     // SAFETY: `b` is an occupied bucket of a live table.
     let key = unsafe { EntryPtr::new(addr(b)) }.key();
-    h.hash_one(key) as usize & mask
+    index(h.hash_one(key), n)
+}
+
+/// The bucket after `i` in probe order (wrapping at `n`).
+#[inline]
+fn next(i: usize, n: usize) -> usize {
+    if i + 1 == n { 0 } else { i + 1 }
 }
 
 impl Table {
     pub fn new() -> Table {
         Table {
-            buckets: Box::new([]),
+            buckets: Buckets::empty(),
             len: 0,
         }
     }
@@ -83,7 +202,7 @@ impl Table {
         self.len == 0
     }
 
-    /// Number of buckets (0 or a power of two).
+    /// Number of buckets (0 or a size from [`size_at_least`]).
     #[inline]
     pub fn num_buckets(&self) -> usize {
         self.buckets.len()
@@ -96,11 +215,6 @@ impl Table {
         self.buckets.as_ptr()
     }
 
-    #[inline]
-    fn mask(&self) -> usize {
-        self.buckets.len().wrapping_sub(1)
-    }
-
     /// Index of the bucket holding the entry with this hash for which
     /// `eq` is true.
     #[inline]
@@ -108,8 +222,8 @@ impl Table {
         if self.len == 0 {
             return None;
         }
-        let mask = self.mask();
-        let mut i = hash as usize & mask;
+        let n = self.buckets.len();
+        let mut i = index(hash, n);
         let t = tag(hash);
         loop {
             let b = self.buckets[i];
@@ -121,7 +235,7 @@ impl Table {
             if b & !ADDR == t && eq(unsafe { EntryPtr::new(addr(b)) }) {
                 return Some(i);
             }
-            i = (i + 1) & mask;
+            i = next(i, n);
         }
     }
 
@@ -187,15 +301,15 @@ impl Table {
     pub fn remove(&mut self, i: usize, h: &FixedState) -> Entry {
         let b = self.buckets[i];
         assert!(b != 0, "remove on an empty bucket");
-        let mask = self.mask();
+        let n = self.buckets.len();
         let mut hole = i;
-        let mut j = (i + 1) & mask;
+        let mut j = next(i, n);
         loop {
             let nb = self.buckets[j];
             if nb == 0 {
                 break;
             }
-            let home = home(h, nb, mask);
+            let home = home(h, nb, n);
             // Move nb back into the hole unless its home lies cyclically
             // in (hole, j], where the hole would break its probe run.
             let stays = if hole <= j {
@@ -207,7 +321,7 @@ impl Table {
                 self.buckets[hole] = nb;
                 hole = j;
             }
-            j = (j + 1) & mask;
+            j = next(j, n);
         }
         self.buckets[hole] = 0;
         self.len -= 1;
@@ -219,32 +333,60 @@ impl Table {
     /// the table below full (see `reserve`).
     pub fn insert(&mut self, hash: u64, e: Entry) {
         debug_assert!(self.len < self.buckets.len());
-        let mask = self.mask();
-        let mut i = hash as usize & mask;
+        let n = self.buckets.len();
+        let mut i = index(hash, n);
         while self.buckets[i] != 0 {
-            i = (i + 1) & mask;
+            i = next(i, n);
         }
         self.buckets[i] = pack(hash, e);
         self.len += 1;
     }
 
-    /// Rebuilds the table with `n` buckets (a power of two above len).
+    /// Rebuilds the table with `n` buckets (a table size above len).
     pub fn resize(&mut self, n: usize, h: &FixedState) {
-        assert!(n.is_power_of_two() && n > self.len);
-        let old = std::mem::replace(&mut self.buckets, vec![0; n].into_boxed_slice());
-        // The entries move to the new array; the old one is freed below
-        // (dropping plain u64s, not entries).
-        for b in old.iter().copied().filter(|&b| b != 0) {
-            self.put(b, h);
+        assert!(size_at_least(n) == n && n > self.len);
+        let old = std::mem::replace(&mut self.buckets, Buckets::zeroed(n));
+        self.rebuild(&old, h, |_| false, &mut Vec::new());
+    }
+
+    /// Puts the entries of bucket array `old` into this (empty) array,
+    /// moving those for which `dead` is true into `out` instead. Each
+    /// step rehashes one key, so the entry a few buckets ahead is
+    /// prefetched first: otherwise every move waits for its own miss.
+    fn rebuild(
+        &mut self,
+        old: &[u64],
+        h: &FixedState,
+        mut dead: impl FnMut(EntryPtr<'_>) -> bool,
+        out: &mut Vec<Entry>,
+    ) {
+        const AHEAD: usize = 8;
+        for (i, &b) in old.iter().enumerate() {
+            if let Some(&ahead) = old.get(i + AHEAD)
+                && ahead != 0
+            {
+                crate::prefetch_read(addr(ahead));
+            }
+            if b == 0 {
+                continue;
+            }
+            // SAFETY: occupied bucket of the old array.
+            if dead(unsafe { EntryPtr::new(addr(b)) }) {
+                // SAFETY: ownership leaves the table exactly once, here.
+                out.push(unsafe { Entry::from_raw(addr(b)) });
+                self.len -= 1;
+            } else {
+                self.put(b, h);
+            }
         }
     }
 
     /// Places a packed bucket value at the first free bucket from its home.
     fn put(&mut self, b: u64, h: &FixedState) {
-        let mask = self.mask();
-        let mut i = home(h, b, mask);
+        let n = self.buckets.len();
+        let mut i = home(h, b, n);
         while self.buckets[i] != 0 {
-            i = (i + 1) & mask;
+            i = next(i, n);
         }
         self.buckets[i] = b;
     }
@@ -262,7 +404,7 @@ impl Table {
     /// the rest in place (a sweep touches every entry anyway).
     pub fn extract_into(
         &mut self,
-        mut dead: impl FnMut(EntryPtr<'_>) -> bool,
+        dead: impl FnMut(EntryPtr<'_>) -> bool,
         out: &mut Vec<Entry>,
         h: &FixedState,
     ) {
@@ -270,18 +412,8 @@ impl Table {
             return;
         }
         let n = self.buckets.len();
-        let old = std::mem::replace(&mut self.buckets, vec![0; n].into_boxed_slice());
-        self.len = 0;
-        for b in old.iter().copied().filter(|&b| b != 0) {
-            // SAFETY: occupied bucket of the old array.
-            if dead(unsafe { EntryPtr::new(addr(b)) }) {
-                // SAFETY: ownership leaves the table exactly once, here.
-                out.push(unsafe { Entry::from_raw(addr(b)) });
-            } else {
-                self.put(b, h);
-                self.len += 1;
-            }
-        }
+        let old = std::mem::replace(&mut self.buckets, Buckets::zeroed(n));
+        self.rebuild(&old, h, dead, out);
     }
 
     /// Takes every entry out, leaving an empty table without buckets.
@@ -323,7 +455,7 @@ mod tests {
             rng ^= rng << 17;
             rng
         };
-        for size in [4usize, 8, 16, 64] {
+        for size in [4usize, 5, 6, 7, 8, 10, 14, 16, 64, 112] {
             let mut t = Table::new();
             t.resize(size, &hasher);
             let mut model = HashSet::new();
@@ -347,6 +479,33 @@ mod tests {
                     assert!(t.find(h, |e| e.key() == m).is_some(), "lost {m:?}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn sizes_step_by_at_most_a_quarter() {
+        let mut prev = 0;
+        for x in 0..100_000usize {
+            let n = size_at_least(x);
+            assert!(n >= x.max(4), "{x} -> {n}");
+            let e = usize::BITS - 1 - n.leading_zeros() - 2;
+            assert!(
+                (4..=7).contains(&(n >> e)) && n.is_multiple_of(1 << e),
+                "{n}"
+            );
+            assert_eq!(decode_size(encode_size(n)), n);
+            if n != prev {
+                // Minimal: the size just below x is not a valid size.
+                assert!(x <= 4 || size_at_least(x - 1) < n);
+                assert!(prev == 0 || n * 4 <= prev * 5, "{prev} -> {n}");
+                prev = n;
+            }
+        }
+        assert_eq!(size_at_least(1 << 31), 1 << 31);
+        for n in [4, 5, 6, 7, 8, 10, 448, 1 << 20] {
+            // The home bucket covers every index and never runs past n.
+            assert_eq!(index(u64::MAX, n), n - 1);
+            assert_eq!(index(0, n), 0);
         }
     }
 

@@ -235,25 +235,25 @@ fn update_and_append_keep_ttl_and_flags() {
 
 #[test]
 fn bytes_track_entries() {
-    // 11 header bytes, then 8 more while the entry carries an expiry.
+    // 8 header bytes, then 8 more while the entry carries an expiry.
     let st = small(false);
     st.set(b"abcdefgh", b"b", &SetOptions::default(), S)
         .unwrap();
-    assert_eq!(st.bytes(), 11 + 8 + 1);
+    assert_eq!(st.bytes(), 8 + 8 + 1);
     st.set(b"abcdefgh", b"bcd", &SetOptions::default(), S)
         .unwrap();
-    assert_eq!(st.bytes(), 11 + 8 + 3);
+    assert_eq!(st.bytes(), 8 + 8 + 3);
     st.append(b"abcdefgh", b"e", Side::Append, true, S).unwrap();
-    assert_eq!(st.bytes(), 11 + 8 + 4);
+    assert_eq!(st.bytes(), 8 + 8 + 4);
     // EXPIRE on an entry stored without a TTL rebuilds it with room for one.
     assert!(st.expire(b"abcdefgh", Some(S + 5_000), S));
-    assert_eq!(st.bytes(), 11 + 8 + 8 + 4);
+    assert_eq!(st.bytes(), 8 + 8 + 8 + 4);
     assert_eq!(st.ttl_ns(b"abcdefgh", S), Some(Some(5_000)));
     assert_eq!(get(&st, b"abcdefgh", S).as_deref(), Some(&b"bcde"[..]));
     // PERSIST keeps the field (set to "never") rather than reallocating.
     assert!(st.expire(b"abcdefgh", None, S));
     assert_eq!(st.ttl_ns(b"abcdefgh", S), Some(None));
-    assert_eq!(st.bytes(), 11 + 8 + 8 + 4);
+    assert_eq!(st.bytes(), 8 + 8 + 8 + 4);
     st.delete(b"abcdefgh", S);
     assert_eq!(st.bytes(), 0);
 }
@@ -460,8 +460,25 @@ fn concurrent_writers_do_not_lose_updates() {
 
 mod model {
     //! The store against a `HashMap` model over random operation sequences.
+    //! Keys and values take lengths on both sides of the entry layout's
+    //! short fields (255-byte keys, 64 KiB values) and of the allocator
+    //! choice (around 128 bytes), so every layout and both heaps are
+    //! exercised with the same operations.
     use super::*;
     use proptest::prelude::*;
+
+    const KEY_LENS: [usize; 8] = [1, 3, 16, 120, 254, 255, 256, 400];
+    const VALUE_LENS: [usize; 8] = [0, 1, 40, 105, 130, 0xFFFF, 0x1_0000, 70_000];
+
+    fn key(k: u8) -> Vec<u8> {
+        let mut key = vec![b'a' + k; KEY_LENS[k as usize % 8]];
+        key[0] = k;
+        key
+    }
+
+    fn value(v: u8) -> Vec<u8> {
+        vec![v; VALUE_LENS[v as usize % 8]]
+    }
 
     #[derive(Debug, Clone)]
     enum Op {
@@ -499,20 +516,20 @@ mod model {
                     Op::Set(k, v, ttl) => {
                         let exp = ttl.map(|t| now + t as i64 * S);
                         let o = SetOptions { expiry: exp.map(Expiry::At).unwrap_or_default(), ..Default::default() };
-                        st.set(&[k], &[v], &o, now).unwrap();
-                        model.insert(vec![k], (vec![v], exp.unwrap_or(0)));
+                        st.set(&key(k), &value(v), &o, now).unwrap();
+                        model.insert(key(k), (value(v), exp.unwrap_or(0)));
                     }
                     Op::Get(k) => {
-                        let want = model.get(&vec![k]).filter(|(_, e)| alive(*e, now)).map(|(v, _)| v.clone());
-                        prop_assert_eq!(get(&st, &[k], now), want);
+                        let want = model.get(&key(k)).filter(|(_, e)| alive(*e, now)).map(|(v, _)| v.clone());
+                        prop_assert_eq!(get(&st, &key(k), now), want);
                     }
                     Op::Del(k) => {
-                        let want = model.remove(&vec![k]).map(|(_, e)| alive(e, now)).unwrap_or(false);
-                        prop_assert_eq!(st.delete(&[k], now), want);
+                        let want = model.remove(&key(k)).map(|(_, e)| alive(e, now)).unwrap_or(false);
+                        prop_assert_eq!(st.delete(&key(k), now), want);
                     }
                     Op::Append(k, v) => {
-                        let n = st.append(&[k], &[v], Side::Append, true, now).unwrap().unwrap();
-                        let ent = model.entry(vec![k]).or_insert((vec![], 0));
+                        let n = st.append(&key(k), &[v], Side::Append, true, now).unwrap().unwrap();
+                        let ent = model.entry(key(k)).or_insert((vec![], 0));
                         if !alive(ent.1, now) { *ent = (vec![], 0); }
                         ent.0.push(v);
                         prop_assert_eq!(n, ent.0.len());
@@ -565,7 +582,7 @@ mod eviction {
         #[test]
         fn counters_add_up(ops in proptest::collection::vec(op(), 1..300)) {
             const VALUE: usize = 40;
-            let entry = 11 + 8 + 1 + VALUE; // header + expiry + key + value
+            let entry = 8 + 8 + 1 + VALUE; // header + expiry + key + value
             let budget = 10 * entry;
             let st = Store::new(Config {
                 shards: 1,
