@@ -5,7 +5,10 @@ Owns: the PNG (throughput and p99 latency against pipeline depth and
 against connections, one line per server, one column per protocol and
 server thread count). Does not own: measuring (scripts/bench.py).
 
-    python3 scripts/bench-chart.py target/bench/summary.json docs/bench.png
+    python3 scripts/bench-chart.py target/bench/summary.json docs/bench.png [CLIENT]
+
+CLIENT picks one load generator's rows when the summary holds several
+(loadgen, the default, or memtier).
 
 Needs matplotlib (pip install matplotlib).
 """
@@ -24,7 +27,8 @@ def main():
     dst = sys.argv[2] if len(sys.argv) > 2 else "docs/bench.png"
     with open(src) as f:
         data = json.load(f)
-    summary = data["summary"]
+    client = sys.argv[3] if len(sys.argv) > 3 else "loadgen"
+    summary = [m for m in data["summary"] if m.get("client", "loadgen") == client]
     servers = [s["name"] for s in data["servers"]]
     panels = sorted({(m["proto"], m["server_threads"]) for m in summary})
     pipelines = sorted({m["pipeline"] for m in summary})

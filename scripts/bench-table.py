@@ -23,9 +23,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("summary")
     ap.add_argument("--conns", type=int, default=50)
+    ap.add_argument("--client", default="loadgen",
+                    help="which load generator's rows (loadgen or memtier)")
     a = ap.parse_args()
     d = json.load(open(a.summary))
-    rows = d["summary"]
+    rows = [r for r in d["summary"] if r.get("client", "loadgen") == a.client]
     base = d["servers"][0]["name"]
     order = {s["name"]: i for i, s in enumerate(d["servers"])}
 

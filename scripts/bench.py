@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Side-by-side server benchmark: our pogocache against reference servers.
 
-Owns: starting each server (fresh, pinned), driving it with our `loadgen`
-over loopback, interleaving repetitions (A B C, C B A, ...), reading server
-CPU time from /proc, the RSS-per-item bulk load, medians, ratios to the
-first server, the human table and `summary.json`.
+Owns: starting each server (fresh, pinned), driving it over loopback with
+our `loadgen` and/or memtier_benchmark (`--clients`; memtier is built by
+hand from RedisLabs/memtier_benchmark and found on PATH or by `--memtier`),
+interleaving repetitions (A B C, C B A, ...), reading server CPU time from
+/proc (user and system separately too), the RSS-per-item bulk load,
+medians, ratios to the first server, the human table and `summary.json`.
 Does not own: building anything (scripts/bench.sh builds our binaries; the
 reference servers are whatever commands you pass) or charts
 (scripts/bench-chart.py reads summary.json).
@@ -35,11 +37,16 @@ def parse_server(spec):
     return {"name": name, "protos": protos.split(","), "cmd": cmd}
 
 
-def cpu_ticks(pid):
-    """utime + stime of the server process (all its threads)."""
+def cpu_times(pid):
+    """(utime, stime) ticks of the server process (all its threads)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
+    return int(fields[11]), int(fields[12])
+
+
+def cpu_ticks(pid):
+    """utime + stime of the server process (all its threads)."""
+    return sum(cpu_times(pid))
 
 
 def rss_bytes(pid):
@@ -100,6 +107,33 @@ def loadgen(args, port, proto, extra, cpus):
     return json.loads(out) if "--json" in extra else None
 
 
+def memtier(args, port, proto, extra, cpus):
+    """Runs memtier_benchmark (one thread) and returns loadgen's result
+    fields from its JSON report."""
+    out = os.path.join(args.out, "memtier.json")
+    argv = [
+        "taskset", "-c", cpus, args.memtier, "-s", "127.0.0.1", "-p", str(port),
+        "-P", "redis" if proto == "resp" else "memcache_text", "-t", "1",
+        "--key-prefix=key:", "--hide-histogram", f"--json-out-file={out}",
+    ] + extra
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(out) as f:
+        t = json.load(f)["ALL STATS"]["Totals"]
+    pct = t.get("Percentile Latencies", {})
+    return {
+        "ops_per_sec": t["Ops/sec"], "requests": t["Count"],
+        "p50_us": pct.get("p50.00", 0) * 1000, "p99_us": pct.get("p99.00", 0) * 1000,
+        "p999_us": pct.get("p99.90", 0) * 1000, "errors": t.get("Connection Errors", 0),
+    }
+
+
+def memtier_sizes(value):
+    """memtier's value-size flags for a loadgen --value (N or LO-HI)."""
+    if "-" in value:
+        return [f"--data-size-range={value}", "--data-size-pattern=R"]
+    return ["-d", value]
+
+
 def portable(d):
     """A copy of a settings or server record without this machine's paths:
     executables by name, files under the repository relative to it."""
@@ -144,12 +178,19 @@ def main():
     ap.add_argument("--rss-items", type=int, default=1000000,
                     help="items for the RSS-per-item load (0 skips it)")
     ap.add_argument("--loadgen", default=os.path.join(ROOT, "target/release/loadgen"))
+    ap.add_argument("--clients", default="loadgen",
+                    help="load generators to run: loadgen, memtier or both (comma list)")
+    ap.add_argument("--memtier", default="memtier_benchmark",
+                    help="memtier_benchmark binary (for --clients memtier)")
     ap.add_argument("--out", default=os.path.join(ROOT, "target/bench"))
     args = ap.parse_args()
 
     servers = [parse_server(s) for s in args.server]
     if not servers:
         sys.exit("no servers given")
+    clients = [c for c in args.clients.split(",") if c]
+    if any(c not in ("loadgen", "memtier") for c in clients):
+        sys.exit(f"unknown client in --clients {args.clients}")
     ncpu = os.cpu_count() or 1
     client_cpu = str(ncpu - 1)
     os.makedirs(args.out, exist_ok=True)
@@ -172,26 +213,46 @@ def main():
                 for s in group:
                     srv = Server(s, threads, cpus)
                     live.append(srv)
-                    loadgen(args, srv.port, proto,
-                            ["--prefill", "--load-only", "--keys", str(args.keys),
-                             "--value", args.value.split("-")[-1]], client_cpu)
-                for pipeline in ints(args.pipeline):
-                    for conns in ints(args.conns):
-                        for rep in range(args.reps):
+                    if "loadgen" in clients:
+                        loadgen(args, srv.port, proto,
+                                ["--prefill", "--load-only", "--keys", str(args.keys),
+                                 "--value", args.value.split("-")[-1]], client_cpu)
+                    if "memtier" in clients:
+                        memtier(args, srv.port, proto,
+                                ["-c", "1", "--pipeline=64", "--ratio=1:0",
+                                 "--key-pattern=P:P", "--key-minimum=1",
+                                 f"--key-maximum={args.keys}", f"--requests={args.keys}"]
+                                + memtier_sizes(args.value.split("-")[-1]), client_cpu)
+                for client, pipeline, conns, rep in (
+                        (c, p, n, r) for c in clients for p in ints(args.pipeline)
+                        for n in ints(args.conns) for r in range(args.reps)):
                             order = live if rep % 2 == 0 else list(reversed(live))
                             for srv in order:
-                                t0 = cpu_ticks(srv.proc.pid)
-                                r = loadgen(args, srv.port, proto, [
-                                    "--json", "--threads", "1", "--conns", str(conns),
-                                    "--pipeline", str(pipeline), "--ratio", args.ratio,
-                                    "--keys", str(args.keys), "--value", args.value,
-                                    "--duration", str(args.duration)], client_cpu)
-                                cpu = (cpu_ticks(srv.proc.pid) - t0) / CLK_TCK
-                                r.update(server=srv.spec["name"], proto=proto,
+                                t0 = cpu_times(srv.proc.pid)
+                                if client == "loadgen":
+                                    r = loadgen(args, srv.port, proto, [
+                                        "--json", "--threads", "1", "--conns", str(conns),
+                                        "--pipeline", str(pipeline), "--ratio", args.ratio,
+                                        "--keys", str(args.keys), "--value", args.value,
+                                        "--duration", str(args.duration)], client_cpu)
+                                else:
+                                    r = memtier(args, srv.port, proto, [
+                                        "-c", str(conns), f"--pipeline={pipeline}",
+                                        f"--ratio={args.ratio}", "--key-pattern=R:R",
+                                        "--key-minimum=1", f"--key-maximum={args.keys}",
+                                        f"--test-time={max(1, round(args.duration))}"]
+                                        + memtier_sizes(args.value), client_cpu)
+                                    r.update(pipeline=pipeline, conns=conns)
+                                t1 = cpu_times(srv.proc.pid)
+                                user, system = ((b - a) / CLK_TCK for a, b in zip(t0, t1))
+                                cpu = user + system
+                                mreq = r["requests"] / 1e6
+                                r.update(server=srv.spec["name"], proto=proto, client=client,
                                          server_threads=threads, rep=rep, cpu_s=cpu,
-                                         cpu_s_per_m=cpu / (r["requests"] / 1e6))
+                                         cpu_s_per_m=cpu / mreq, user_s_per_m=user / mreq,
+                                         sys_s_per_m=system / mreq)
                                 runs.append(r)
-                                print(f"  {srv.spec['name']:<14} {proto:<8} t{threads} "
+                                print(f"  {srv.spec['name']:<14} {proto:<8} {client:<7} t{threads} "
                                       f"P{pipeline:<3} c{conns:<4} rep{rep} "
                                       f"{r['ops_per_sec']:>10.0f} req/s  p99 {r['p99_us']:>8.1f}us  "
                                       f"cpu {r['cpu_s_per_m']:.3f}s/M  err {r['errors']}",
@@ -218,8 +279,9 @@ def main():
                         "bytes_per_item": (after - before) / args.rss_items})
 
     # Medians per configuration, ratios against the first server.
-    keyf = lambda r: (r["proto"], r["server_threads"], r["pipeline"], r["conns"])
-    configs = sorted({keyf(r) for r in runs}, key=lambda k: (k[0], k[1], k[2], k[3]))
+    keyf = lambda r: (r["proto"], r["server_threads"], r["pipeline"], r["conns"],
+                      r.get("client", "loadgen"))
+    configs = sorted({keyf(r) for r in runs}, key=lambda k: (k[4], k[0], k[1], k[2], k[3]))
     summary = []
     for cfg in configs:
         base = None
@@ -229,12 +291,14 @@ def main():
                 continue
             m = {
                 "proto": cfg[0], "server_threads": cfg[1], "pipeline": cfg[2],
-                "conns": cfg[3], "server": s["name"], "reps": len(rs),
+                "conns": cfg[3], "client": cfg[4], "server": s["name"], "reps": len(rs),
                 "ops_per_sec": statistics.median(r["ops_per_sec"] for r in rs),
                 "p50_us": statistics.median(r["p50_us"] for r in rs),
                 "p99_us": statistics.median(r["p99_us"] for r in rs),
                 "p999_us": statistics.median(r["p999_us"] for r in rs),
                 "cpu_s_per_m": statistics.median(r["cpu_s_per_m"] for r in rs),
+                "user_s_per_m": statistics.median(r["user_s_per_m"] for r in rs),
+                "sys_s_per_m": statistics.median(r["sys_s_per_m"] for r in rs),
                 "errors": sum(r["errors"] for r in rs),
             }
             if base is None:
@@ -251,19 +315,23 @@ def main():
             m["ops_ratio"] = paired("ops_per_sec")
             m["p99_ratio"] = paired("p99_us")
             m["cpu_ratio"] = paired("cpu_s_per_m")
+            m["user_ratio"] = paired("user_s_per_m")
             summary.append(m)
 
     first = servers[0]["name"]
     print()
     print(f"Medians of {args.reps} runs; ratio columns are medians of per-repetition {first} ÷ that row's server "
           f"(throughput > 1: {first} is faster; p99 and CPU < 1: {first} is lower).")
-    print(f"{'proto':<9}{'thr':>3}{'pipe':>5}{'conns':>6}  {'server':<14}"
-          f"{'req/s':>11}{'ratio':>7}{'p99 us':>9}{'ratio':>7}{'cpu s/M':>9}{'ratio':>7}{'err':>5}")
+    print(f"{'client':<8}{'proto':<9}{'thr':>3}{'pipe':>5}{'conns':>6}  {'server':<14}"
+          f"{'req/s':>11}{'ratio':>7}{'p99 us':>9}{'ratio':>7}{'cpu s/M':>9}{'ratio':>7}"
+          f"{'user s/M':>9}{'ratio':>7}{'err':>5}")
     for m in summary:
-        print(f"{m['proto']:<9}{m['server_threads']:>3}{m['pipeline']:>5}{m['conns']:>6}  "
+        print(f"{m['client']:<8}{m['proto']:<9}{m['server_threads']:>3}{m['pipeline']:>5}"
+              f"{m['conns']:>6}  "
               f"{m['server']:<14}{m['ops_per_sec']:>11.0f}{m['ops_ratio']:>7.2f}"
               f"{m['p99_us']:>9.0f}{m['p99_ratio']:>7.2f}{m['cpu_s_per_m']:>9.3f}"
-              f"{m['cpu_ratio']:>7.2f}{m['errors']:>5}")
+              f"{m['cpu_ratio']:>7.2f}{m['user_s_per_m']:>9.3f}{m['user_ratio']:>7.2f}"
+              f"{m['errors']:>5}")
     if rss:
         print()
         print(f"RSS after a bulk load of {args.rss_items} items x 100 B (fresh server, 1 thread):")

@@ -10,7 +10,10 @@
 #   --memcached        Debian's memcached (Memcache), -t {threads}
 #   --server N:P:CMD   any other server (see scripts/bench.py --help)
 # Everything else goes to bench.py (--threads, --pipeline, --conns, --reps,
-# --duration, --protos, --rss-items, --out ...). Results: target/bench/
+# --duration, --protos, --rss-items, --out, and --clients loadgen,memtier
+# with --memtier PATH to drive memtier_benchmark as well, which you build
+# by hand from RedisLabs/memtier_benchmark ...). Memory per item against
+# value size, churn at a limit and Zipf hit ratio: scripts/bench-memory.py. Results: target/bench/
 # summary.json; chart: python3 scripts/bench-chart.py target/bench/summary.json.
 # This is a benchmark, not a test: nothing here asserts a timing.
 set -euo pipefail
