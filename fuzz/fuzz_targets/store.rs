@@ -45,12 +45,12 @@ fuzz_target!(|data: &[u8]| {
             0 => {
                 // Mostly short values; now and then one that crosses a
                 // length-field or allocator boundary.
-                let len = match (arg % 64, it.next().unwrap_or(0) % 8) {
+                let len = match (arg % 64, it.next().unwrap_or(0) % 32) {
                     (63, 0) => (1 << 20) - 40,
                     (63, 1) => 1 << 20,
                     (63, 2) => 0xFFFF,
                     (63, 3) => 0x1_0000,
-                    (63, n) => 100 + n as usize * 8,
+                    (63, n) => 100 + n as usize * 4,
                     _ => (arg % 40) as usize,
                 };
                 let value = vec![b'a' + arg % 26; len];
