@@ -106,13 +106,15 @@ fn layout(size: usize) -> Layout {
 /// mix of large values under `--maxmemory` that retained memory grew
 /// RSS to several times what the entries held, and the RSS-driven budget
 /// then evicted almost everything. A mapping is exactly as resident as
-/// the entry plus at most one partial page (under 0.4% at this size)
+/// the entry plus at most one partial page (under 1.6% at this size)
 /// and `munmap` returns it at once, so RSS follows the stored bytes.
 /// Below this size the C library's heap (see [`on_c_heap`]) wastes less:
-/// a page of rounding was 6% at 64 KiB and 1.6% at 256 KiB, against 16
-/// bytes on the heap. [`init_c_heap`] keeps glibc from mapping those
-/// sizes itself.
-pub(crate) const MMAP_MIN: usize = 1 << 20;
+/// a page of rounding was 6% at 64 KiB, against 16 bytes on the heap.
+/// Not higher: with entries up to 1 MiB on the heap, a mix of 100 B to
+/// 1 MiB values under `--maxmemory 64mb` kept 24 MiB of entries at the
+/// limit (holes between large blocks), against 39 MiB at this threshold.
+/// [`init_c_heap`] keeps glibc from mapping smaller sizes itself.
+pub(crate) const MMAP_MIN: usize = 256 * 1024;
 
 /// Tells glibc to keep blocks below [`MMAP_MIN`] on its heap, once per
 /// process. Its default sends blocks of 128 KiB and more to a mapping of
@@ -121,7 +123,7 @@ pub(crate) const MMAP_MIN: usize = 1 << 20;
 /// a large entry lived, and what it cost, depended on history. This is a
 /// process-wide setting, and it is the one thing the store changes
 /// outside itself: for an embedding program it only moves blocks of
-/// 128 KiB to 1 MiB from mappings onto the heap.
+/// 128 KiB to 256 KiB from mappings onto the heap.
 pub(crate) fn init_c_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

@@ -311,8 +311,8 @@ fn secs(now: i64) -> u32 {
 impl Store {
     /// Builds an empty store. A shard gets its table with its first entry.
     ///
-    /// On glibc this sets the C library's mmap threshold to 1 MiB, once
-    /// per process, so entries of 128 KiB to 1 MiB stay on its heap
+    /// On glibc this sets the C library's mmap threshold to 256 KiB, once
+    /// per process, so entries of 128 KiB to 256 KiB stay on its heap
     /// instead of taking a partial page each (see `entry.rs`).
     pub fn new(config: Config) -> Store {
         entry::init_c_heap();
