@@ -139,8 +139,10 @@ def portable(d):
     executables by name, files under the repository relative to it."""
     out = {}
     for k, v in d.items():
-        if isinstance(v, str) and k in ("loadgen", "out"):
-            v = os.path.relpath(v, ROOT) if os.path.isabs(v) else v
+        if isinstance(v, str) and k in ("loadgen", "out", "memtier"):
+            if os.path.isabs(v):
+                inside = os.path.commonpath([v, ROOT]) == ROOT
+                v = os.path.relpath(v, ROOT) if inside else os.path.basename(v)
         elif k == "server":
             v = [portable_cmd(x, spec=True) for x in v]
         elif k == "cmd":
