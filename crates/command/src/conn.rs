@@ -75,6 +75,7 @@ impl Protocol {
             Protocol::Postgres(s) => s.step(ctx, input, out),
             Protocol::Sniffing => match sniff(input) {
                 Sniff::Decided(p) => {
+                    ctx.session.routed = p == Proto::Resp;
                     *self = match p {
                         Proto::Resp => Protocol::Resp(RespSession::default()),
                         Proto::Memcache => Protocol::Memcache(McSession),

@@ -396,7 +396,7 @@ fn human(n: u64) -> String {
     }
 }
 
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "server",
     "clients",
     "memory",
@@ -404,6 +404,7 @@ const SECTIONS: [&str; 8] = [
     "stats",
     "replication",
     "cpu",
+    "cluster",
     "keyspace",
 ];
 
@@ -445,6 +446,7 @@ fn section(ctx: &Ctx<'_>, name: &str, t: &mut String) {
         "stats" => "# Stats\r\n",
         "replication" => "# Replication\r\n",
         "cpu" => "# CPU\r\n",
+        "cluster" => "# Cluster\r\n",
         _ => "# Keyspace\r\n",
     });
     let mut kv = |k: &str, v: &dyn std::fmt::Display| {
@@ -455,7 +457,14 @@ fn section(ctx: &Ctx<'_>, name: &str, t: &mut String) {
         "server" => {
             kv("redis_version", &REDIS_COMPAT);
             kv("pogocache_version", &VERSION);
-            kv("redis_mode", &"standalone");
+            kv(
+                "redis_mode",
+                &if sh.cluster.is_some() {
+                    "cluster"
+                } else {
+                    "standalone"
+                },
+            );
             kv(
                 "os",
                 &format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
@@ -520,6 +529,7 @@ fn section(ctx: &Ctx<'_>, name: &str, t: &mut String) {
             kv("role", &"master");
             kv("connected_slaves", &0);
         }
+        "cluster" => kv("cluster_enabled", &u8::from(sh.cluster.is_some())),
         "cpu" => {
             let (user, system) = sys::cpu_times_us();
             let secs = |us: u64| format!("{}.{:06}", us / 1_000_000, us % 1_000_000);

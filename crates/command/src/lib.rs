@@ -37,11 +37,14 @@
 //!   protocols' verbs against the store.
 //! - [`http`]: HTTP sessions and routes; [`metrics`]: `GET /metrics`.
 //! - [`postgres`]: Postgres sessions, running the table's commands.
+//! - [`cluster`]: cluster mode (slots, the nodes file, MOVED/CROSSSLOT,
+//!   CLUSTER).
 //! - [`stats`]: per-worker counters; [`monitor`]: the MONITOR fan-out;
 //!   [`log`]: log lines (text or JSON); [`sys`]: RSS and the allocator.
 
 mod admin;
 pub mod clients;
+pub mod cluster;
 mod common;
 pub mod conn;
 mod counters;
@@ -154,6 +157,9 @@ pub struct Shared {
     /// Wall-clock ns of the last snapshot saved or loaded (0: none yet),
     /// for `pogocache_snapshot_age_seconds`.
     pub last_save: std::sync::atomic::AtomicI64,
+    /// `--cluster yes`: the topology RESP requests are routed by (set
+    /// before the server starts; `None` on a standalone server).
+    pub cluster: Option<cluster::Cluster>,
 }
 
 impl Shared {
@@ -169,6 +175,7 @@ impl Shared {
             purge: sys::malloc_trim,
             clients: clients::Registry::new(workers),
             last_save: Default::default(),
+            cluster: None,
         }
     }
 
@@ -209,6 +216,9 @@ pub struct Session {
     pub addr: String,
     /// This connection's registry record (CLIENT ID/SETNAME/...).
     pub client: Option<Arc<clients::ClientInfo>>,
+    /// Requests are routed by cluster slot (RESP connections; Memcache,
+    /// HTTP and Postgres serve every key on a cluster node).
+    pub routed: bool,
 }
 
 /// What a command asks of its connection after replying.
@@ -327,6 +337,10 @@ fn run<R: Reply>(ctx: &mut Ctx<'_>, cmd: Option<Cmd>, args: ArgView<'_>, out: &m
         out.error(err::ARITY);
         return Action::Continue;
     }
+    if ctx.session.routed && cmd.spec().keys.0 > 0 && cluster::redirect(ctx, cmd.spec(), &args, out)
+    {
+        return Action::Continue;
+    }
     match cmd {
         Cmd::Set => keys::set(ctx, args, out),
         Cmd::Setex => keys::setex(ctx, args, out),
@@ -375,6 +389,8 @@ fn run<R: Reply>(ctx: &mut Ctx<'_>, cmd: Option<Cmd>, args: ArgView<'_>, out: &m
         Cmd::Command => intro::command(args, out),
         Cmd::Reset => intro::reset(ctx, out),
         Cmd::Wait => intro::wait(args, out),
+        Cmd::Cluster => cluster::command(ctx, args, out),
+        Cmd::Asking | Cmd::Readonly | Cmd::Readwrite => cluster::accept(ctx, out),
         Cmd::Monitor => {
             out.ok();
             return Action::Monitor;

@@ -188,5 +188,29 @@ pub fn render(sh: &Shared, now: i64, wall: i64) -> String {
             ((wall - last) as f64 / 1e9).max(0.0),
         );
     }
+    if let Some(c) = &sh.cluster {
+        let topo = c.topology();
+        one(
+            &mut t,
+            "pogocache_cluster_slots_owned",
+            "gauge",
+            "Hash slots this cluster node owns.",
+            topo.owned() as f64,
+        );
+        one(
+            &mut t,
+            "pogocache_cluster_keys_dropped_total",
+            "counter",
+            "Keys dropped because their slot moved to another node.",
+            c.dropped.load(Relaxed) as f64,
+        );
+        one(
+            &mut t,
+            "pogocache_cluster_reloads_total",
+            "counter",
+            "Nodes-file reloads that changed the topology.",
+            c.reloads.load(Relaxed) as f64,
+        );
+    }
     t
 }

@@ -46,7 +46,7 @@ fn main() -> ExitCode {
     }
     // Block the stop signals in every thread; the main thread takes them
     // synchronously with sigwait.
-    let signals = stop_signals();
+    let signals = stop_signals(cfg.cluster);
     for line in cfg.banner() {
         log::line(format_args!("{line}"));
     }
@@ -62,10 +62,14 @@ fn main() -> ExitCode {
     };
     log::line(format_args!("* Ready to accept connections"));
     let _ = std::io::stdout().flush();
-    wait_for(&signals);
+    // SIGHUP (taken only in cluster mode) re-reads the nodes file.
+    while wait_for(&signals) == libc::SIGHUP {
+        let _ = server.reload_cluster();
+        let _ = std::io::stdout().flush();
+    }
     // A second signal during shutdown forces the exit.
     std::thread::spawn(move || {
-        wait_for(&signals);
+        while wait_for(&signals) == libc::SIGHUP {}
         log::eline(format_args!("# User forced shutdown"));
         log::line(format_args!("# Pogocache exiting now"));
         std::process::exit(0);
@@ -184,7 +188,10 @@ fn health(cfg: &Config) -> ExitCode {
 trait ReadWrite: std::io::Read + std::io::Write {}
 impl<T: std::io::Read + std::io::Write> ReadWrite for T {}
 
-fn stop_signals() -> libc::sigset_t {
+/// SIGINT and SIGTERM, and SIGHUP when `hup` (cluster mode reloads its
+/// nodes file on it; otherwise SIGHUP keeps its default action, as in
+/// Pogocache).
+fn stop_signals(hup: bool) -> libc::sigset_t {
     // SAFETY: the set is initialised by sigemptyset before use, and
     // pthread_sigmask only reads it.
     unsafe {
@@ -192,13 +199,17 @@ fn stop_signals() -> libc::sigset_t {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
+        if hup {
+            libc::sigaddset(&mut set, libc::SIGHUP);
+        }
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     }
 }
 
-fn wait_for(set: &libc::sigset_t) {
+fn wait_for(set: &libc::sigset_t) -> i32 {
     let mut sig = 0;
     // SAFETY: `set` is an initialised signal set and `sig` a valid out-param.
     unsafe { libc::sigwait(set, &mut sig) };
+    sig
 }

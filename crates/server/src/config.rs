@@ -70,6 +70,12 @@ pub struct Config {
     pub log_json: bool,
     /// `--logsample N`: at `-vvv`, log one command in N (extension).
     pub log_sample: u64,
+    /// `--cluster yes`: Redis Cluster mode, with the nodes file of
+    /// `--cluster-config` and this node's name in it, `--cluster-node`
+    /// (else found by `-h`/`-p`). Extension.
+    pub cluster: bool,
+    pub cluster_config: Option<PathBuf>,
+    pub cluster_node: Option<String>,
 }
 
 impl Default for Config {
@@ -116,6 +122,9 @@ impl Default for Config {
             health: false,
             log_json: false,
             log_sample: 1,
+            cluster: false,
+            cluster_config: None,
+            cluster_node: None,
         }
     }
 }
@@ -214,6 +223,9 @@ const VALUE_FLAGS: &[&str] = &[
     "--authfile",
     "--logformat",
     "--logsample",
+    "--cluster",
+    "--cluster-config",
+    "--cluster-node",
 ];
 const SWITCHES: &[&str] = &["-v", "-vv", "-vvv", "-M", "--health"];
 
@@ -457,6 +469,19 @@ pub fn help_text() -> String {
         "cleartext or md5",
         Some("cleartext"),
     );
+    line(&mut s, "--cluster yes/no", "redis cluster mode", Some("no"));
+    line(
+        &mut s,
+        "--cluster-config path",
+        "cluster nodes file",
+        Some("none"),
+    );
+    line(
+        &mut s,
+        "--cluster-node name",
+        "this node in that file",
+        Some("by -h/-p"),
+    );
     line(&mut s, "--health", "probe a running server", None);
     s.push('\n');
     s
@@ -692,6 +717,23 @@ pub fn parse_args<S: AsRef<str>>(argv: &[S]) -> Result<(Config, Vec<String>), Ex
     }
     if let Some(s) = get("--seed") {
         c.seed = Some(s.trim().parse::<u64>().unwrap_or(0));
+    }
+    c.cluster = yes_no("--cluster", "--cluster", false)?;
+    c.cluster_config = get("--cluster-config")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from);
+    c.cluster_node = get("--cluster-node")
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    if c.cluster && c.cluster_config.is_none() {
+        return Err(Exit::err(
+            "# Option --cluster yes needs --cluster-config <nodes file>".into(),
+        ));
+    }
+    if !c.cluster && (c.cluster_config.is_some() || c.cluster_node.is_some()) {
+        return Err(Exit::err(
+            "# Options --cluster-config and --cluster-node need --cluster yes".into(),
+        ));
     }
     Ok((c, notes))
 }

@@ -108,7 +108,19 @@ impl Server {
             evict: config.evict,
             allocator: config::allocator(),
         };
-        let shared = Arc::new(Shared::new(store, settings, config.threads));
+        let mut shared = Shared::new(store, settings, config.threads);
+        if config.cluster {
+            let path = config.cluster_config.clone().unwrap_or_default();
+            let c = pogocache_command::cluster::Cluster::load(
+                path,
+                config.cluster_node.clone(),
+                &config.host,
+                config.port.unwrap_or(0),
+            )
+            .map_err(|e| io::Error::other(format!("# cluster: {e}")))?;
+            shared.cluster = Some(c);
+        }
+        let shared = Arc::new(shared);
         let stop = Arc::new(ticker::Stop::default());
         let tls = match (config.tlsport, &config.tlscert, &config.tlskey) {
             (None, _, _) => None,
@@ -127,6 +139,17 @@ impl Server {
         let local_addr = listeners.local_addr();
         if config.log_startup {
             log::line(format_args!("* Network listener established"));
+            if let Some(c) = &shared.cluster {
+                let t = c.topology();
+                log::line(format_args!(
+                    "* Cluster mode: node {} ({}) owns {} of {} slots, {} nodes",
+                    t.myself().name,
+                    t.myself().id,
+                    t.owned(),
+                    pogocache_command::cluster::SLOTS,
+                    t.nodes.len()
+                ));
+            }
         }
         // Load before serving: connections wait in the accept backlog.
         if let Some(path) = &config.persist {
@@ -186,6 +209,21 @@ impl Server {
     /// Shared state: the store, stats and settings.
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// Re-reads the cluster nodes file (the binary calls this on SIGHUP;
+    /// `CLUSTER RELOAD` does the same), logging what changed. An invalid
+    /// file keeps the current topology and logs why.
+    pub fn reload_cluster(&self) -> Result<pogocache_command::cluster::Reloaded, String> {
+        let r = pogocache_command::cluster::Cluster::reload(&self.shared);
+        match &r {
+            Ok(r) => log::line(format_args!(
+                "* Cluster topology reloaded: {} slots gained, {} lost",
+                r.gained, r.lost
+            )),
+            Err(e) => log::eline(format_args!("# Cluster reload failed: {e}")),
+        }
+        r
     }
 
     /// Stops accepting, closes every connection, joins all threads and,

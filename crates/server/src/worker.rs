@@ -273,6 +273,7 @@ impl Worker {
                     authed: self.shared.settings.auth.is_empty(),
                     addr,
                     client: Some(client),
+                    routed: false,
                 },
                 scheduled: false,
             });

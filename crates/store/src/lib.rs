@@ -1170,6 +1170,35 @@ impl Store {
         n
     }
 
+    /// Removes every live entry whose key `doomed` picks, one shard at a
+    /// time (dead entries met are reaped as expirations). Returns how many
+    /// live entries were removed. Why: a cluster node drops the keys of
+    /// slots it no longer owns after a topology change, without pausing
+    /// more than one shard at a time. Memory is freed outside the locks.
+    pub fn remove_where(&self, now: i64, mut doomed: impl FnMut(&[u8]) -> bool) -> usize {
+        let mut removed = 0;
+        let mut dead = Vec::new();
+        let mut gone = Vec::new();
+        for i in 0..self.shards.len() {
+            {
+                let mut s = self.lock_index(i);
+                s.sweep_into(now, &mut dead, &self.hasher);
+                s.table
+                    .extract_into(|e| doomed(e.key()), &mut gone, &self.hasher);
+                for e in &gone {
+                    s.bytes -= e.size();
+                }
+                s.maybe_shrink(&self.hasher);
+                self.publish(i, &s);
+            }
+            self.expired(dead.len());
+            removed += gone.len();
+            dead.clear();
+            gone.clear();
+        }
+        removed
+    }
+
     /// Removes every dead entry in every shard.
     pub fn sweep(&self, now: i64) -> SweepStats {
         let mut st = SweepStats::default();

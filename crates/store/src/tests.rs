@@ -929,3 +929,34 @@ fn growing_writes_evict_and_oversized_entries_are_refused() {
     );
     assert_eq!(st.evictions(), 0);
 }
+
+#[test]
+fn remove_where_takes_only_the_chosen_live_keys() {
+    let st = small(false);
+    let exp = opts(Expiry::At(2 * S), Cond::Always);
+    for i in 0..1000 {
+        let k = format!("{}{i}", if i % 2 == 0 { "drop:" } else { "keep:" });
+        st.set(k.as_bytes(), b"value", &SetOptions::default(), S)
+            .unwrap();
+    }
+    // Two that are already dead when the pass runs count as expirations.
+    st.set(b"drop:dead", b"v", &exp, S).unwrap();
+    st.set(b"keep:dead", b"v", &exp, S).unwrap();
+    let bytes_before = st.bytes();
+    let expired = st.expirations();
+    let n = st.remove_where(3 * S, |k| k.starts_with(b"drop:"));
+    assert_eq!(n, 500);
+    assert_eq!(st.len(), 500);
+    assert_eq!(st.expirations(), expired + 2);
+    assert!(st.bytes() < bytes_before);
+    assert_eq!(get(&st, b"keep:1", 3 * S).as_deref(), Some(&b"value"[..]));
+    assert_eq!(get(&st, b"drop:0", 3 * S), None);
+    let mut left = 0;
+    st.for_each(3 * S, |e| {
+        assert!(e.key().starts_with(b"keep:"));
+        left += 1;
+    });
+    assert_eq!(left, 500);
+    assert_eq!(st.remove_where(3 * S, |_| true), 500);
+    assert_eq!((st.len(), st.bytes()), (0, 0));
+}
