@@ -3,7 +3,8 @@
 # (--network none for the runtime image), then checks size, user, the
 # healthcheck, persistence across containers, SIGTERM as PID 1, read-only
 # root, dropped capabilities, any --user UID, POGOCACHE_EXTRA_FLAGS,
-# POGOCACHE_AUTH_FILE, POGOCACHE_AUTH_PASSWORD, the development image's tools and the compose file.
+# POGOCACHE_AUTH_FILE, POGOCACHE_AUTH_PASSWORD, the development image's tools, the compose file
+# and its cluster profile (three cluster nodes and twemproxy).
 # Every container, volume and network it makes is removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,7 +16,7 @@ pass=0 fail=0
 cleanup() {
   $DOCKER ps -aq --filter "label=pogocache-test=$run_id" | xargs -r $DOCKER rm -fv >/dev/null 2>&1 || true
   $DOCKER volume ls -q --filter "label=pogocache-test=$run_id" | xargs -r $DOCKER volume rm >/dev/null 2>&1 || true
-  [ -n "${compose_project:-}" ] && COMPOSE_PROJECT_NAME=$compose_project docker-compose down -v >/dev/null 2>&1 || true
+  [ -n "${compose_project:-}" ] && COMPOSE_PROJECT_NAME=$compose_project docker-compose --profile cluster down -v >/dev/null 2>&1 || true
   rm -rf "${tmp:-/nonexistent}"
 }
 trap cleanup EXIT
@@ -153,6 +154,87 @@ else
   fail=$((fail + 1))
   echo "FAIL compose up"
 fi
+
+echo "# compose cluster profile: three cluster-mode nodes and twemproxy"
+free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cp1=$(free); cp2=$(free); cp3=$(free); tport=$(free)
+mkdir -p "$tmp/cluster"
+printf 'node-1 127.0.0.1:%s 0-5460\nnode-2 127.0.0.1:%s 5461-10922\nnode-3 127.0.0.1:%s 10923-16383\n' \
+  "$cp1" "$cp2" "$cp3" >"$tmp/cluster/nodes.conf"
+chmod -R a+rX "$tmp/cluster"
+cluster_env=(env COMPOSE_PROJECT_NAME=$compose_project POGOCACHE_CLUSTER_DIR="$tmp/cluster"
+  POGOCACHE_CLUSTER_PORT_1=$cp1 POGOCACHE_CLUSTER_PORT_2=$cp2 POGOCACHE_CLUSTER_PORT_3=$cp3
+  POGOCACHE_TWEMPROXY_PORT=$tport)
+check "compose cluster profile is valid" "${cluster_env[@]}" docker-compose --profile cluster config -q
+# twemproxy's image: Debian's nutcracker on the local debian base (apt
+# over the host network; the classic builder, as compose v1 uses).
+if DOCKER_BUILDKIT=0 timeout 600 $DOCKER build --network host -t pogocache-twemproxy:latest \
+    -f deploy/compose/twemproxy.Dockerfile deploy/compose >"$tmp/twemproxy-build.log" 2>&1 \
+  && "${cluster_env[@]}" timeout 300 docker-compose --profile cluster up -d --no-build \
+    pogocache-node-1 pogocache-node-2 pogocache-node-3 twemproxy >"$tmp/cluster.log" 2>&1; then
+  for p in $cp1 $cp2 $cp3; do check "cluster node on $p answers" resp "$p" 'PING\r\n' '+PONG\r\n'; done
+  check "redis-py RedisCluster: 3000 keys over the three containers" \
+    timeout 120 python3 crates/pogocache/tests/clients/redis_cluster.py "$cp1" 3000
+  share_ok=1
+  for p in $cp1 $cp2 $cp3; do
+    n=$(timeout 20 redis-cli -p "$p" DBSIZE)
+    echo "  node on $p holds $n keys"
+    [ "$n" -gt 500 ] || share_ok=0
+  done
+  check "every node holds a share" [ "$share_ok" = 1 ]
+  check "redis-cli -c follows MOVED between containers" bash -c \
+    "[ \"\$(timeout 20 redis-cli -c -p $cp1 SET foo bar)\" = OK ] && [ \"\$(timeout 20 redis-cli -c -p $cp2 GET foo)\" = bar ]"
+  check "MOVED names the host port" resp "$cp1" 'GET foo\r\n' "-MOVED 12182 127.0.0.1:$cp3\\r\\n"
+  check "memcache through twemproxy" resp "$tport" 'set mk 0 0 2\r\nhi\r\nget mk\r\n' 'STORED\r\nVALUE mk 0 2\r\nhi\r\nEND\r\n'
+  check "twemproxy spreads memcache keys over the nodes" python3 - "$tport" "$cp1" "$cp2" "$cp3" <<'PY'
+import socket, sys
+tp, nodes = int(sys.argv[1]), [int(p) for p in sys.argv[2:]]
+s = socket.create_connection(("127.0.0.1", tp), timeout=20)
+s.sendall(b"".join(b"set tw:%d 0 0 1\r\nv\r\n" % i for i in range(1500)))
+got = b""
+while got.count(b"STORED\r\n") < 1500:
+    got += s.recv(65536)
+def dbsize(p):
+    c = socket.create_connection(("127.0.0.1", p), timeout=20)
+    c.sendall(b"DBSIZE\r\n")
+    return int(c.recv(100)[1:-2])
+sizes = [dbsize(p) for p in nodes]
+print("  memcache keys per node, with the RESP ones:", sizes)
+sys.exit(0 if all(n > 300 for n in sizes) else 1)
+PY
+  # A reload moves node-3's slots to node-1 (SIGHUP through compose).
+  printf 'node-1 127.0.0.1:%s 0-5460 10923-16383\nnode-2 127.0.0.1:%s 5461-10922\nnode-3 127.0.0.1:%s\n' \
+    "$cp1" "$cp2" "$cp3" >"$tmp/cluster/nodes.conf"
+  "${cluster_env[@]}" docker-compose --profile cluster kill -s HUP pogocache-node-1 pogocache-node-2 pogocache-node-3 >/dev/null 2>&1
+  check "after SIGHUP, node-3's slots answer MOVED to node-1" bash -c \
+    "for i in \$(seq 100); do [ \"\$(timeout 5 redis-cli -p $cp3 GET foo)\" = 'MOVED 12182 127.0.0.1:$cp1' ] && exit 0; sleep 0.1; done; exit 1"
+  "${cluster_env[@]}" timeout 60 docker-compose --profile cluster stop -t 5 pogocache-node-2 >/dev/null 2>&1
+  check "twemproxy ejects a stopped node: misses, not errors" python3 - "$tport" <<'PY'
+import socket, sys, time
+# After the node stops, requests for its keys fail until twemproxy ejects
+# it (server_failure_limit 2); from then on every get is answered.
+deadline = time.time() + 30
+req = b"".join(b"get tw:%d\r\n" % i for i in range(200))
+while time.time() < deadline:
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+    s.sendall(req)
+    got = b""
+    while got.count(b"END\r\n") + got.count(b"SERVER_ERROR") < 200:
+        d = s.recv(65536)
+        if not d:
+            break
+        got += d
+    if got.count(b"END\r\n") == 200:
+        print("  after ejection:", got.count(b"VALUE "), "hits of 200")
+        sys.exit(0)
+    time.sleep(0.2)
+sys.exit(1)
+PY
+else
+  tail -30 "$tmp/twemproxy-build.log" "$tmp/cluster.log" 2>/dev/null
+  fail=$((fail + 1)); echo "FAIL compose cluster profile up"
+fi
+"${cluster_env[@]}" timeout 120 docker-compose --profile cluster down -v >/dev/null 2>&1 || true
 
 echo "# --registry / --push-cache against a local registry (Debian's docker-registry)"
 if ! command -v docker-registry >/dev/null 2>&1; then
