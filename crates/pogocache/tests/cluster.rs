@@ -434,3 +434,60 @@ fn cluster_clients_spread_keys_over_every_node() {
         assert!(info.starts_with("cluster_state:ok"), "{info}");
     }
 }
+
+/// The `redis` crate's synchronous cluster client: discovers the nodes
+/// from one of them, routes by slot, follows a topology change.
+#[test]
+fn redis_crate_cluster_client() {
+    use redis::Commands;
+    let c = start("rust");
+    let url = format!("redis://127.0.0.1:{}/", c.nodes[0].port);
+    let client = redis::cluster::ClusterClient::new(vec![url]).unwrap();
+    let mut con = client.get_connection().unwrap();
+    for i in 0..2000 {
+        let _: () = con.set(format!("rs:{i}"), i).unwrap();
+    }
+    for i in 0..2000 {
+        let v: i64 = con.get(format!("rs:{i}")).unwrap();
+        assert_eq!(v, i);
+    }
+    let both: Vec<String> = redis::cmd("MGET")
+        .arg("{x}1")
+        .arg("{x}2")
+        .query(&mut con)
+        .map(|v: Vec<Option<String>>| v.into_iter().map(|o| o.unwrap_or_default()).collect())
+        .unwrap();
+    assert_eq!(both, vec![String::new(), String::new()]);
+    for n in &c.nodes {
+        let r = call(&mut n.connect(), &cmd(&[b"DBSIZE"]));
+        let k: usize = std::str::from_utf8(&r[1..r.len() - 2])
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(k > 400, "node {} holds {k} of 2000", n.port);
+    }
+    // node-3's slots move to node-1: the client follows MOVED and
+    // refreshes its slot map; the moved keys are misses, not errors.
+    let ports: Vec<u16> = c.nodes.iter().map(|n| n.port).collect();
+    std::fs::write(
+        &c.file,
+        format!(
+            "node-1 127.0.0.1:{} 0-5460 10923-16383\nnode-2 127.0.0.1:{} 5461-10922\nnode-3 127.0.0.1:{}\n",
+            ports[0], ports[1], ports[2]
+        ),
+    )
+    .unwrap();
+    for n in &c.nodes {
+        assert_eq!(
+            call(&mut n.connect(), &cmd(&[b"CLUSTER", b"RELOAD"])),
+            b"+OK\r\n"
+        );
+    }
+    let v: Option<String> = con.get("foo").unwrap();
+    assert_eq!(v, None);
+    let _: () = con.set("foo", "after").unwrap();
+    let v: String = con.get("foo").unwrap();
+    assert_eq!(v, "after");
+    let on_1 = call(&mut c.nodes[0].connect(), &cmd(&[b"GET", b"foo"]));
+    assert_eq!(on_1, b"$5\r\nafter\r\n");
+}
