@@ -243,7 +243,9 @@ pub fn save_load<R: Reply>(
     let t = Instant::now();
     let store = &ctx.shared.store;
     let ok = if what == "save" {
-        pogocache_persist::save(store, &path)
+        ctx.shared
+            .repl
+            .save(store, &path)
             .map(|_| ())
             .map_err(|e| format!("{}: {e}", path.display()))
     } else {

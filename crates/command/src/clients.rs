@@ -38,6 +38,34 @@ pub struct ClientInfo {
     /// Set by CLIENT KILL; the owning worker closes the connection.
     pub kill: AtomicBool,
     pub tags: Mutex<Tags>,
+    /// What the connection is for, a [`Kind`] (CLIENT LIST's flags,
+    /// CLIENT KILL TYPE).
+    kind: AtomicU8,
+}
+
+/// What a connection is for, as CLIENT KILL TYPE and CLIENT LIST's flags
+/// tell them apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    Normal = 0,
+    /// Subscribed to a channel or pattern.
+    PubSub = 1,
+    /// A replica streaming from this server.
+    Replica = 2,
+}
+
+impl Kind {
+    /// The name CLIENT KILL TYPE takes (`slave` is Redis's old alias).
+    pub fn parse(name: &[u8]) -> Option<Kind> {
+        let n = name.to_ascii_lowercase();
+        Some(match &n[..] {
+            b"normal" => Kind::Normal,
+            b"pubsub" => Kind::PubSub,
+            b"replica" | b"slave" => Kind::Replica,
+            _ => return None,
+        })
+    }
 }
 
 impl ClientInfo {
@@ -52,7 +80,20 @@ impl ClientInfo {
             resp: AtomicU8::new(2),
             kill: AtomicBool::new(false),
             tags: Mutex::default(),
+            kind: AtomicU8::new(Kind::Normal as u8),
         }
+    }
+
+    pub fn kind(&self) -> Kind {
+        match self.kind.load(Relaxed) {
+            1 => Kind::PubSub,
+            2 => Kind::Replica,
+            _ => Kind::Normal,
+        }
+    }
+
+    pub fn set_kind(&self, k: Kind) {
+        self.kind.store(k as u8, Relaxed);
     }
 
     /// The CLIENT LIST / CLIENT INFO line (Redis's field names; fields we
@@ -70,9 +111,14 @@ impl ClientInfo {
         out.extend_from_slice(&tags.name);
         out.extend_from_slice(
             format!(
-                " age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 user=default resp={} lib-name=",
+                " age={} idle={} flags={} db=0 sub=0 psub=0 ssub=0 multi=-1 user=default resp={} lib-name=",
                 secs(now - self.created),
                 secs(now - self.last.load(Relaxed)),
+                match self.kind() {
+                    Kind::Normal => "N",
+                    Kind::PubSub => "P",
+                    Kind::Replica => "S",
+                },
                 self.resp.load(Relaxed)
             )
             .as_bytes(),

@@ -46,6 +46,16 @@ pub enum Step {
     /// the connection receives the MONITOR feed. The server subscribes it
     /// and hands the queue to [`Protocol::enter_monitor`].
     Monitor(usize),
+    /// Consumed this many bytes, the last a (P)SUBSCRIBE: the connection
+    /// now has a pub/sub queue ([`crate::Session::pubsub`]) its worker
+    /// drains when woken.
+    Mailbox(usize),
+    /// Consumed this many bytes, the last a PSYNC: hand the socket to
+    /// [`crate::repl::Replication::serve`].
+    Replica(usize),
+    /// Consumed this many bytes, the last a WAIT that must wait: run
+    /// nothing more until [`crate::Session::blocked`] is settled.
+    Block(usize),
 }
 
 /// A connection's protocol and its state. Starts as `Sniffing`; the first

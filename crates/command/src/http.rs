@@ -213,6 +213,13 @@ fn key_route(
         response(out, code, reason, body, ka);
         code
     };
+    if !matches!(req.method, Method::Get) && ctx.shared.repl.refuses_writes() {
+        return send(
+            403,
+            "Forbidden",
+            b"READONLY You can't write against a read only replica.\r\n",
+        );
+    }
     let store = &ctx.shared.store;
     match req.method {
         Method::Get => {

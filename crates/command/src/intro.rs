@@ -181,6 +181,14 @@ pub fn hello<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
 /// out when a password is set).
 pub fn reset<R: Reply>(ctx: &mut Ctx<'_>, out: &mut R) {
     out.set_resp3(false);
+    ctx.session.multi = None;
+    if let Some(subs) = ctx.session.pubsub.take() {
+        let id = ctx.session.client.as_ref().map_or(0, |c| c.id);
+        ctx.shared.pubsub.remove(id, &subs);
+        if let Some(c) = &ctx.session.client {
+            c.set_kind(crate::clients::Kind::Normal);
+        }
+    }
     ctx.session.authed = ctx.shared.settings.auth.is_empty();
     if let Some(c) = &ctx.session.client {
         c.resp.store(2, Relaxed);
@@ -191,15 +199,6 @@ pub fn reset<R: Reply>(ctx: &mut Ctx<'_>, out: &mut R) {
             .clear();
     }
     out.simple(b"RESET");
-}
-
-/// `WAIT numreplicas timeout`: there are no replicas, so 0 at once.
-pub fn wait<R: Reply>(args: ArgView<'_>, out: &mut R) {
-    match (parse_i64_strict(args.get(1)), parse_i64_strict(args.get(2))) {
-        (Some(_), Some(t)) if t >= 0 => out.int(0),
-        (Some(_), Some(_)) => out.error(b"ERR timeout is negative"),
-        _ => out.error(err::INTEGER),
-    }
 }
 
 /// `CLIENT ID | INFO | LIST | GETNAME | SETNAME n | SETINFO k v | KILL ...
@@ -297,6 +296,7 @@ fn kill<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, me: Option<&ClientInfo>,
         };
     }
     let (mut id, mut addr, mut laddr, mut skipme) = (None, None, None, true);
+    let mut kind = None;
     let mut i = 2;
     while i + 1 < args.len() {
         let (k, v) = (args.get(i), args.get(i + 1));
@@ -309,6 +309,16 @@ fn kill<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, me: Option<&ClientInfo>,
             addr = Some(v);
         } else if eq_ic(k, b"laddr") {
             laddr = Some(v);
+        } else if eq_ic(k, b"type") {
+            match crate::clients::Kind::parse(v) {
+                Some(t) => kind = Some(t),
+                None => {
+                    let mut msg = b"ERR Unknown client type '".to_vec();
+                    msg.extend_from_slice(&v[..v.len().min(64)]);
+                    msg.push(b'\'');
+                    return out.error(&msg);
+                }
+            }
         } else if eq_ic(k, b"skipme") {
             skipme = if eq_ic(v, b"yes") {
                 true
@@ -329,6 +339,7 @@ fn kill<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, me: Option<&ClientInfo>,
         id.is_none_or(|x| c.id == x)
             && addr.is_none_or(|a| c.addr.as_bytes() == a)
             && laddr.is_none_or(|a| c.laddr.as_bytes() == a)
+            && kind.is_none_or(|t| c.kind() == t)
             && !(skipme && Some(c.id) == my_id)
     });
     out.int(n as i64);
@@ -338,6 +349,14 @@ fn kill<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, me: Option<&ClientInfo>,
 /// Nothing is settable at run time.
 pub fn config<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
     let sub = args.get(1);
+    if eq_ic(sub, b"set") {
+        return config_set(ctx, args, out);
+    }
+    if eq_ic(sub, b"rewrite") && args.len() == 2 {
+        // Settings come from flags; there is no file to rewrite. Sentinel
+        // sends this inside its promotion MULTI and ignores the answer.
+        return out.error(b"ERR The server is running without a config file");
+    }
     if !eq_ic(sub, b"get") {
         return unknown_sub(b"CONFIG", sub, out);
     }
@@ -345,7 +364,13 @@ pub fn config<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
         return out.error(err::ARITY);
     }
     let s = &ctx.shared.settings;
-    let all: [(&str, String); 11] = [
+    let (read_only, priority, backlog) = ctx.shared.repl.settings();
+    let all: [(&str, String); 16] = [
+        ("replica-read-only", yes_no(read_only)),
+        ("slave-read-only", yes_no(read_only)),
+        ("replica-priority", priority.to_string()),
+        ("slave-priority", priority.to_string()),
+        ("repl-backlog-size", backlog.to_string()),
         ("maxmemory", s.maxmemory.to_string()),
         (
             "maxmemory-policy",
@@ -379,6 +404,74 @@ pub fn config<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
         out.bulk(k.as_bytes());
         out.bulk(v.as_bytes());
     }
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
+}
+
+/// `CONFIG SET name value [name value ...]` for the replication
+/// parameters Sentinel and operators change at run time.
+fn config_set<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) {
+    if args.len() < 4 || !args.len().is_multiple_of(2) {
+        return out.error(b"ERR wrong number of arguments for 'config|set' command");
+    }
+    let repl = &ctx.shared.repl;
+    // Check every pair before applying any, as Redis does.
+    enum Change {
+        ReadOnly(bool),
+        Priority(u32),
+        Auth(Option<Vec<u8>>),
+        Backlog(usize),
+    }
+    let mut changes = Vec::new();
+    for i in (2..args.len()).step_by(2) {
+        let (k, v) = (args.get(i).to_ascii_lowercase(), args.get(i + 1));
+        let bad = |out: &mut R, why: &str| {
+            let msg = format!(
+                "ERR CONFIG SET failed (possibly related to argument '{}') - {why}",
+                String::from_utf8_lossy(&k)
+            );
+            out.error(msg.as_bytes());
+        };
+        let c = match &k[..] {
+            b"replica-read-only" | b"slave-read-only" => {
+                if eq_ic(v, b"yes") {
+                    Change::ReadOnly(true)
+                } else if eq_ic(v, b"no") {
+                    Change::ReadOnly(false)
+                } else {
+                    return bad(out, "argument must be 'yes' or 'no'");
+                }
+            }
+            b"replica-priority" | b"slave-priority" => match parse_i64_strict(v) {
+                Some(p) if (0..=i32::MAX as i64).contains(&p) => Change::Priority(p as u32),
+                _ => return bad(out, "argument couldn't be parsed into an integer"),
+            },
+            b"masterauth" | b"primaryauth" => Change::Auth((!v.is_empty()).then(|| v.to_vec())),
+            b"repl-backlog-size" => match crate::parse_memory(v) {
+                Some(n) if n > 0 => Change::Backlog(n as usize),
+                _ => return bad(out, "argument must be a memory value"),
+            },
+            _ => {
+                let msg = format!(
+                    "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+                    String::from_utf8_lossy(&k)
+                );
+                return out.error(msg.as_bytes());
+            }
+        };
+        changes.push(c);
+    }
+    for c in changes {
+        match c {
+            Change::ReadOnly(b) => repl.set_read_only(b),
+            Change::Priority(p) => repl.set_priority(p),
+            Change::Auth(a) => repl.set_primary_auth(a),
+            Change::Backlog(n) => repl.set_backlog_size(n),
+        }
+    }
+    out.ok();
 }
 
 fn human(n: u64) -> String {
@@ -472,6 +565,7 @@ fn section(ctx: &Ctx<'_>, name: &str, t: &mut String) {
             kv("arch_bits", &usize::BITS);
             kv("multiplexing_api", &"epoll");
             kv("process_id", &std::process::id());
+            kv("run_id", &sh.repl.run_id);
             kv("tcp_port", &s.port);
             kv(
                 "server_time_usec",
@@ -524,11 +618,12 @@ fn section(ctx: &Ctx<'_>, name: &str, t: &mut String) {
             kv("evicted_keys", &sh.store.evictions());
             kv("keyspace_hits", &tot.get_hits);
             kv("keyspace_misses", &tot.get_misses);
+            let (full, ok, bad) = crate::repl::sync_stats(&sh.repl);
+            kv("sync_full", &full);
+            kv("sync_partial_ok", &ok);
+            kv("sync_partial_err", &bad);
         }
-        "replication" => {
-            kv("role", &"master");
-            kv("connected_slaves", &0);
-        }
+        "replication" => crate::repl::info(&sh.repl, &mut kv),
         "cluster" => kv("cluster_enabled", &u8::from(sh.cluster.is_some())),
         "cpu" => {
             let (user, system) = sys::cpu_times_us();

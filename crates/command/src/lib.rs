@@ -39,6 +39,9 @@
 //! - [`postgres`]: Postgres sessions, running the table's commands.
 //! - [`cluster`]: cluster mode (slots, the nodes file, MOVED/CROSSSLOT,
 //!   CLUSTER).
+//! - [`repl`]: replication (the stream, serving replicas, the link to a
+//!   primary, REPLICAOF/REPLCONF/PSYNC/ROLE/WAIT); [`pubsub`]: PUBLISH
+//!   and the subscribe family; MULTI/EXEC/DISCARD are in this file.
 //! - [`stats`]: per-worker counters; [`monitor`]: the MONITOR fan-out;
 //!   [`log`]: log lines (text or JSON); [`sys`]: RSS and the allocator.
 
@@ -57,6 +60,8 @@ mod meta;
 pub mod metrics;
 pub mod monitor;
 pub mod postgres;
+pub mod pubsub;
+pub mod repl;
 pub mod reply;
 pub mod resp;
 mod session;
@@ -136,6 +141,8 @@ pub struct Settings {
     pub evict: bool,
     /// The compiled allocator's name (INFO `mem_allocator`).
     pub allocator: &'static str,
+    /// `--repl-backlog-size` in bytes.
+    pub repl_backlog: usize,
 }
 
 /// Everything shared by all workers. One per server.
@@ -160,10 +167,23 @@ pub struct Shared {
     /// `--cluster yes`: the topology RESP requests are routed by (set
     /// before the server starts; `None` on a standalone server).
     pub cluster: Option<cluster::Cluster>,
+    /// Channel and pattern subscriptions.
+    pub pubsub: pubsub::PubSub,
+    /// Replication state; the store journals to it.
+    pub repl: Arc<repl::Replication>,
 }
 
 impl Shared {
     pub fn new(store: Store, settings: Settings, workers: usize) -> Shared {
+        let repl = Arc::new(repl::Replication::new(
+            settings.port,
+            if settings.repl_backlog == 0 {
+                repl::DEFAULT_BACKLOG
+            } else {
+                settings.repl_backlog
+            },
+        ));
+        store.set_journal(repl.clone());
         Shared {
             store,
             settings,
@@ -176,6 +196,8 @@ impl Shared {
             clients: clients::Registry::new(workers),
             last_save: Default::default(),
             cluster: None,
+            pubsub: Default::default(),
+            repl,
         }
     }
 
@@ -219,6 +241,38 @@ pub struct Session {
     /// Requests are routed by cluster slot (RESP connections; Memcache,
     /// HTTP and Postgres serve every key on a cluster node).
     pub routed: bool,
+    /// Channel and pattern subscriptions (SUBSCRIBE), once any.
+    pub pubsub: Option<Box<pubsub::Subscriptions>>,
+    /// Commands queued since MULTI.
+    pub multi: Option<Box<Multi>>,
+    /// Running the commands of EXEC (WAIT answers at once there).
+    pub in_exec: bool,
+    /// `REPLCONF listening-port`, announced by a replica.
+    pub listening_port: u16,
+    /// What PSYNC asked for, for the server's hand-over.
+    pub psync: Option<repl::Psync>,
+    /// The server can hand this connection's socket to a replication
+    /// thread (plain TCP).
+    pub can_hand_off: bool,
+    /// Parked in WAIT: until `target` is acknowledged by `need` replicas
+    /// or the deadline (monotonic ns) passes.
+    pub blocked: Option<Blocked>,
+}
+
+/// A WAIT in progress (see [`Session::blocked`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Blocked {
+    pub target: u64,
+    pub need: usize,
+    pub deadline: Option<i64>,
+}
+
+/// A transaction being queued (MULTI ... EXEC).
+#[derive(Debug, Default)]
+pub struct Multi {
+    queued: Vec<pogocache_protocol::Args>,
+    /// A queued command was refused (unknown, wrong arity): EXEC aborts.
+    dirty: bool,
 }
 
 /// What a command asks of its connection after replying.
@@ -229,6 +283,12 @@ pub enum Action {
     Close,
     /// Switch the connection into MONITOR mode.
     Monitor,
+    /// The connection now has a pub/sub queue its worker must drain.
+    Mailbox,
+    /// PSYNC: hand the connection to a replication thread.
+    Replica,
+    /// WAIT: park until [`Session::blocked`] is settled.
+    Block,
 }
 
 /// The context of one command execution.
@@ -241,6 +301,9 @@ pub struct Ctx<'a> {
     pub session: &'a mut Session,
     /// Reused buffer for read-modify-write commands.
     pub scratch: &'a mut Vec<u8>,
+    /// Wakes this connection's worker (pub/sub delivery); `None` where
+    /// nothing can be delivered later (Postgres, tests).
+    pub wake: Option<pubsub::Wake>,
 }
 
 /// Passes a reply through, noting whether it was an error (the outcome
@@ -288,6 +351,9 @@ impl<R: Reply> Reply for Track<'_, R> {
     fn map(&mut self, n: usize) {
         self.inner.map(n)
     }
+    fn push(&mut self, n: usize) {
+        self.inner.push(n)
+    }
     fn set_resp3(&mut self, on: bool) {
         self.inner.set_resp3(on)
     }
@@ -325,6 +391,9 @@ fn run<R: Reply>(ctx: &mut Ctx<'_>, cmd: Option<Cmd>, args: ArgView<'_>, out: &m
         log::command(args);
     }
     let Some(cmd) = cmd else {
+        if let Some(m) = &mut ctx.session.multi {
+            m.dirty = true;
+        }
         unknown(ctx, name, out);
         return Action::Continue;
     };
@@ -334,11 +403,52 @@ fn run<R: Reply>(ctx: &mut Ctx<'_>, cmd: Option<Cmd>, args: ArgView<'_>, out: &m
     }
     // The one argument-count check (the table's rule for each command).
     if !cmd.spec().args_ok(args.len()) {
+        if let Some(m) = &mut ctx.session.multi {
+            m.dirty = true;
+        }
         out.error(err::ARITY);
+        return Action::Continue;
+    }
+    if let Some(subs) = &ctx.session.pubsub
+        && subs.count() > 0
+        && !out.resp3()
+        && !matches!(
+            cmd,
+            Cmd::Subscribe
+                | Cmd::Psubscribe
+                | Cmd::Unsubscribe
+                | Cmd::Punsubscribe
+                | Cmd::Ping
+                | Cmd::Quit
+                | Cmd::Reset
+        )
+    {
+        let mut msg = b"ERR Can't execute '".to_vec();
+        msg.extend_from_slice(&name[..name.len().min(64)].to_ascii_lowercase());
+        msg.extend_from_slice(b"': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context");
+        out.error(&msg);
+        return Action::Continue;
+    }
+    if let Some(m) = &mut ctx.session.multi
+        && !matches!(
+            cmd,
+            Cmd::Exec | Cmd::Discard | Cmd::Multi | Cmd::Quit | Cmd::Reset
+        )
+    {
+        let mut a = pogocache_protocol::Args::new();
+        for x in args.iter() {
+            a.push_owned(x);
+        }
+        m.queued.push(a);
+        out.simple(b"QUEUED");
         return Action::Continue;
     }
     if ctx.session.routed && cmd.spec().keys.0 > 0 && cluster::redirect(ctx, cmd.spec(), &args, out)
     {
+        return Action::Continue;
+    }
+    if cmd.spec().is_write() && ctx.shared.repl.refuses_writes() {
+        repl::refuse(out);
         return Action::Continue;
     }
     match cmd {
@@ -373,6 +483,12 @@ fn run<R: Reply>(ctx: &mut Ctx<'_>, cmd: Option<Cmd>, args: ArgView<'_>, out: &m
         Cmd::Load => admin::save_load(ctx, args, out, b"from", "load"),
         Cmd::Stats => admin::stats(ctx, args, out),
         Cmd::Debug => admin::debug(ctx, args, out),
+        Cmd::Ping if ctx.session.pubsub.as_ref().is_some_and(|s| s.count() > 0) && !out.resp3() => {
+            // Subscribed (RESP2): a pong message, as Redis does.
+            out.array(2);
+            out.bulk(b"pong");
+            out.bulk(if args.len() > 1 { args.get(1) } else { b"" });
+        }
         Cmd::Ping => session::ping(args, out),
         Cmd::Echo => out.bulk(args.get(1)),
         Cmd::Version => out.simple(VERSION.as_bytes()),
@@ -388,7 +504,59 @@ fn run<R: Reply>(ctx: &mut Ctx<'_>, cmd: Option<Cmd>, args: ArgView<'_>, out: &m
         Cmd::Info => intro::info(ctx, args, out),
         Cmd::Command => intro::command(args, out),
         Cmd::Reset => intro::reset(ctx, out),
-        Cmd::Wait => intro::wait(args, out),
+        Cmd::Wait => match repl::wait(ctx, args, out) {
+            repl::Wait::Done => {}
+            repl::Wait::Park {
+                target,
+                need,
+                deadline,
+            } => {
+                if ctx.session.in_exec || ctx.wake.is_none() {
+                    // No way to park here (inside EXEC, or a protocol
+                    // without a worker-side wait): answer with what is
+                    // acknowledged now.
+                    let _ = (need, deadline);
+                    out.int(ctx.shared.repl.acked(target) as i64);
+                } else {
+                    ctx.session.blocked = Some(Blocked {
+                        target,
+                        need,
+                        deadline,
+                    });
+                    return Action::Block;
+                }
+            }
+        },
+        Cmd::Replicaof => repl::replicaof(ctx, args, out),
+        Cmd::Replconf => repl::replconf(ctx, args, out),
+        Cmd::Psync => {
+            if repl::psync(ctx, args, out) {
+                return Action::Replica;
+            }
+        }
+        Cmd::Role => repl::role(ctx, out),
+        Cmd::Publish => pubsub::publish(ctx, args, out),
+        Cmd::Pubsub => pubsub::pubsub(ctx, args, out),
+        Cmd::Subscribe | Cmd::Psubscribe | Cmd::Unsubscribe | Cmd::Punsubscribe => {
+            let pattern = matches!(cmd, Cmd::Psubscribe | Cmd::Punsubscribe);
+            let on = matches!(cmd, Cmd::Subscribe | Cmd::Psubscribe);
+            if pubsub::subscribe(ctx, args, pattern, on, out) {
+                return Action::Mailbox;
+            }
+        }
+        Cmd::Multi => {
+            if ctx.session.multi.is_some() {
+                out.error(b"ERR MULTI calls can not be nested");
+            } else {
+                ctx.session.multi = Some(Box::default());
+                out.ok();
+            }
+        }
+        Cmd::Discard => match ctx.session.multi.take() {
+            Some(_) => out.ok(),
+            None => out.error(b"ERR DISCARD without MULTI"),
+        },
+        Cmd::Exec => return exec(ctx, out),
         Cmd::Cluster => cluster::command(ctx, args, out),
         Cmd::Asking | Cmd::Readonly | Cmd::Readwrite => cluster::accept(ctx, out),
         Cmd::Monitor => {
@@ -397,6 +565,34 @@ fn run<R: Reply>(ctx: &mut Ctx<'_>, cmd: Option<Cmd>, args: ArgView<'_>, out: &m
         }
     }
     Action::Continue
+}
+
+/// `EXEC`: runs the queued commands back to back, their replies in one
+/// array. Another worker's commands may run between two of them: the
+/// store has no global lock (see COMPATIBILITY.md).
+fn exec<R: Reply>(ctx: &mut Ctx<'_>, out: &mut R) -> Action {
+    let Some(m) = ctx.session.multi.take() else {
+        out.error(b"ERR EXEC without MULTI");
+        return Action::Continue;
+    };
+    if m.dirty {
+        out.error(b"EXECABORT Transaction discarded because of previous errors.");
+        return Action::Continue;
+    }
+    out.array(m.queued.len());
+    let mut then = Action::Continue;
+    ctx.session.in_exec = true;
+    for a in &m.queued {
+        let v = a.view(&[]);
+        let cmd = table::lookup(v.get(0));
+        match run(ctx, cmd, v, out) {
+            Action::Close => then = Action::Close,
+            Action::Mailbox if then == Action::Continue => then = Action::Mailbox,
+            _ => {}
+        }
+    }
+    ctx.session.in_exec = false;
+    then
 }
 
 /// `ERR unknown command '<name>'`, cut to 255 bytes like Pogocache.
@@ -415,6 +611,26 @@ fn unknown<R: Reply>(ctx: &Ctx<'_>, name: &[u8], out: &mut R) {
         ));
     }
     out.error(&msg[..n]);
+}
+
+/// A memory size as Redis configs write it: bytes, or a number with
+/// `k`/`kb`/`m`/`mb`/`g`/`gb` (k = 1000, kb = 1024, and so on).
+pub fn parse_memory(v: &[u8]) -> Option<u64> {
+    let s = std::str::from_utf8(v).ok()?.to_ascii_lowercase();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1_000_000,
+        "mb" => 1 << 20,
+        "g" => 1_000_000_000,
+        "gb" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mul)
 }
 
 /// ASCII case-insensitive equality, for option keywords.

@@ -209,6 +209,10 @@ fn run(ctx: &mut Ctx<'_>, req: &Request<'_>, out: &mut Vec<u8>) -> Action {
         return Action::Continue;
     }
     trace(ctx, req);
+    if ctx.shared.repl.refuses_writes() && command_of(req).is_some_and(|c| c.spec().is_write()) {
+        out.extend_from_slice(crate::repl::READONLY_MEMCACHE);
+        return Action::Continue;
+    }
     let legacy = ctx.shared.settings.mc_legacy;
     // A reply line, unless the client asked for none.
     let reply = |out: &mut Vec<u8>, noreply: bool, line: &[u8]| {

@@ -598,7 +598,11 @@ impl PgSession {
         let base = args.concat();
         let view = ArgView::from_parts(&base, &ranges);
         let mut rec = Recorder(Vec::new(), self.resp3);
+        // Nothing can be delivered to a Postgres client later: pub/sub is
+        // refused and WAIT answers at once.
+        let wake = ctx.wake.take();
         execute(ctx, view, &mut rec);
+        ctx.wake = wake;
         self.resp3 = rec.1;
         let words: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
         self.render(&name, &words, &rec.0, simple, out);

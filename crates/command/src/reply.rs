@@ -27,6 +27,11 @@ pub trait Reply {
     fn null(&mut self);
     /// Announces `n` elements that follow.
     fn array(&mut self, n: usize);
+    /// Announces an out-of-band message of `n` elements: a RESP3 push, or
+    /// an array in RESP2 (pub/sub confirmations and messages).
+    fn push(&mut self, n: usize) {
+        self.array(n)
+    }
     /// Announces `n` key/value pairs: a RESP3 map, or (RESP2 and the
     /// other protocols) an array of `2n` elements.
     fn map(&mut self, n: usize) {
@@ -91,6 +96,15 @@ impl Reply for RespReply<'_> {
     #[inline]
     fn array(&mut self, n: usize) {
         resp::array(self.out, n)
+    }
+    fn push(&mut self, n: usize) {
+        if self.resp3 {
+            self.out.push(b'>');
+            self.out.extend_from_slice(n.to_string().as_bytes());
+            self.out.extend_from_slice(b"\r\n");
+        } else {
+            resp::array(self.out, n)
+        }
     }
     #[inline]
     fn map(&mut self, n: usize) {

@@ -125,6 +125,9 @@ impl RespSession {
                 Action::Continue => {}
                 Action::Close => return Step::Close,
                 Action::Monitor => return Step::Monitor(at),
+                Action::Mailbox => return Step::Mailbox(at),
+                Action::Replica => return Step::Replica(at),
+                Action::Block => return Step::Block(at),
             }
         }
         if run < parsed {

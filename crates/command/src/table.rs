@@ -73,6 +73,15 @@ const BLOCKS: Flags = Flags {
     bits: MAY_BLOCK,
 };
 
+const PUBSUB: Flags = Flags {
+    redis: &["pubsub", "loading", "stale", "fast"],
+    bits: 0,
+};
+const TX: Flags = Flags {
+    redis: &["noscript", "loading", "stale", "fast"],
+    bits: 0,
+};
+
 /// No upper bound on the argument count.
 const ANY: usize = usize::MAX;
 
@@ -153,8 +162,8 @@ macro_rules! commands {
     };
 }
 
-/// Longest command name (`readwrite`).
-const LONGEST: usize = 9;
+/// Longest command name (`punsubscribe`).
+const LONGEST: usize = 12;
 
 commands! {
     Set [b"set"] args(3, ANY) arity(-3) W keys(1, 1, 1) columns[];
@@ -206,6 +215,19 @@ commands! {
     Asking [b"asking"] args(1, 1) arity(1) F keys(0, 0, 0) columns[];
     Readonly [b"readonly"] args(1, 1) arity(1) F keys(0, 0, 0) columns[];
     Readwrite [b"readwrite"] args(1, 1) arity(1) F keys(0, 0, 0) columns[];
+    Replicaof [b"replicaof", b"slaveof"] args(3, 3) arity(3) ADMIN_INTRO keys(0, 0, 0) columns[];
+    Replconf [b"replconf"] args(1, ANY) arity(-1) ADMIN_INTRO keys(0, 0, 0) columns[];
+    Psync [b"psync"] args(3, 3) arity(-3) ADMIN_INTRO keys(0, 0, 0) columns[];
+    Role [b"role"] args(1, 1) arity(1) INTRO keys(0, 0, 0) columns[];
+    Publish [b"publish"] args(3, 3) arity(3) PUBSUB keys(0, 0, 0) columns[];
+    Pubsub [b"pubsub"] args(2, ANY) arity(-2) PUBSUB keys(0, 0, 0) columns[];
+    Subscribe [b"subscribe"] args(2, ANY) arity(-2) PUBSUB keys(0, 0, 0) columns[];
+    Psubscribe [b"psubscribe"] args(2, ANY) arity(-2) PUBSUB keys(0, 0, 0) columns[];
+    Unsubscribe [b"unsubscribe"] args(1, ANY) arity(-1) PUBSUB keys(0, 0, 0) columns[];
+    Punsubscribe [b"punsubscribe"] args(1, ANY) arity(-1) PUBSUB keys(0, 0, 0) columns[];
+    Multi [b"multi"] args(1, 1) arity(1) TX keys(0, 0, 0) columns[];
+    Exec [b"exec"] args(1, 1) arity(1) TX keys(0, 0, 0) columns[];
+    Discard [b"discard"] args(1, 1) arity(1) TX keys(0, 0, 0) columns[];
 }
 
 impl Cmd {
@@ -223,7 +245,7 @@ impl Cmd {
 }
 
 /// Number of commands (metrics labels: these, then `unknown`).
-pub const COUNT: usize = Cmd::Readwrite as usize + 1;
+pub const COUNT: usize = Cmd::Discard as usize + 1;
 
 /// The first key of a request, from the table's key positions: where a
 /// server prefetches (and, in cluster mode, routes) before it runs the
@@ -261,7 +283,7 @@ mod tests {
             assert!(min <= max);
         }
         assert_eq!(SPECS.len(), COUNT);
-        assert_eq!(seen.len(), 51, "Pogocache's 40 names and our 11");
+        assert_eq!(seen.len(), 65, "Pogocache's 40 names and our 25");
         assert_eq!(lookup(b"nosuchcmd"), None);
         assert_eq!(lookup(b""), None);
     }

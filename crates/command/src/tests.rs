@@ -47,6 +47,7 @@ impl Harness {
             now: self.now,
             session: &mut self.session,
             scratch: &mut self.scratch,
+            wake: None,
         };
         let action = execute(
             &mut ctx,
@@ -418,6 +419,7 @@ fn drive(h: &mut Harness, proto: &mut conn::Protocol, input: &[u8]) -> (Vec<u8>,
         now: h.now,
         session: &mut h.session,
         scratch: &mut h.scratch,
+        wake: None,
     };
     let mut out = Vec::new();
     let mut at = 0;

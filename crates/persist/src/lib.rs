@@ -206,6 +206,17 @@ fn save_to(store: &Store, work: &Path) -> io::Result<Stats> {
         .mode(0o600)
         .open(work)?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
+    let st = write_to(store, &mut w)?;
+    let file = w.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    Ok(st)
+}
+
+/// Writes a snapshot of `store` to any writer, in the file format, one
+/// shard at a time (each shard is locked only while its records are
+/// copied out). Why public: a primary streams its full-sync snapshot to a
+/// replica with this, and embedders can keep snapshots anywhere.
+pub fn write_to(store: &Store, w: &mut impl Write) -> io::Result<Stats> {
     let mut st = Stats::default();
     let mut payload = Vec::new();
     let mut block = Vec::new();
@@ -233,8 +244,6 @@ fn save_to(store: &Store, work: &Path) -> io::Result<Stats> {
         st.entries += pending as u64;
         pending = 0;
     }
-    let file = w.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
     Ok(st)
 }
 

@@ -116,6 +116,15 @@ fn with_env_flags(mut argv: Vec<String>) -> Result<Vec<String>, String> {
         }
         (None, None) => {}
     }
+    // The primary's password for a replica, kept out of the command line
+    // the same way.
+    if let Some(p) = std::env::var("POGOCACHE_PRIMARY_AUTH")
+        .ok()
+        .filter(|p| !p.is_empty())
+    {
+        argv.push("--primaryauth".into());
+        argv.push(p);
+    }
     if let Ok(extra) = std::env::var("POGOCACHE_EXTRA_FLAGS") {
         argv.extend(extra.split_whitespace().map(String::from));
     }

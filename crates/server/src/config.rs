@@ -76,6 +76,16 @@ pub struct Config {
     pub cluster: bool,
     pub cluster_config: Option<PathBuf>,
     pub cluster_node: Option<String>,
+    /// `--replicaof host port`: follow this primary from the start.
+    pub replicaof: Option<(String, u16)>,
+    /// `--primaryauth` / `--primaryauthfile`: the primary's password.
+    pub primary_auth: Option<String>,
+    /// `--replica-read-only yes|no` (default yes).
+    pub replica_read_only: bool,
+    /// `--replica-priority N` (Sentinel promotes lower first; 0 never).
+    pub replica_priority: u32,
+    /// `--repl-backlog-size`: bytes of stream kept for partial resyncs.
+    pub repl_backlog: usize,
 }
 
 impl Default for Config {
@@ -125,6 +135,11 @@ impl Default for Config {
             cluster: false,
             cluster_config: None,
             cluster_node: None,
+            replicaof: None,
+            primary_auth: None,
+            replica_read_only: true,
+            replica_priority: 100,
+            repl_backlog: 1 << 20,
         }
     }
 }
@@ -226,6 +241,14 @@ const VALUE_FLAGS: &[&str] = &[
     "--cluster",
     "--cluster-config",
     "--cluster-node",
+    "--replicaof",
+    "--slaveof",
+    "--primaryauth",
+    "--masterauth",
+    "--primaryauthfile",
+    "--replica-read-only",
+    "--replica-priority",
+    "--repl-backlog-size",
 ];
 const SWITCHES: &[&str] = &["-v", "-vv", "-vvv", "-M", "--health"];
 
@@ -482,6 +505,42 @@ pub fn help_text() -> String {
         "this node in that file",
         Some("by -h/-p"),
     );
+    line(
+        &mut s,
+        "--replicaof host port",
+        "replicate this primary",
+        Some("none"),
+    );
+    line(
+        &mut s,
+        "--primaryauth pass",
+        "the primary's password",
+        Some("none"),
+    );
+    line(
+        &mut s,
+        "--primaryauthfile path",
+        "read it from a file",
+        Some("none"),
+    );
+    line(
+        &mut s,
+        "--replica-read-only yes/no",
+        "refuse client writes",
+        Some("yes"),
+    );
+    line(
+        &mut s,
+        "--replica-priority n",
+        "sentinel promotion order",
+        Some("100"),
+    );
+    line(
+        &mut s,
+        "--repl-backlog-size size",
+        "stream kept for resyncs",
+        Some("1mb"),
+    );
     line(&mut s, "--health", "probe a running server", None);
     s.push('\n');
     s
@@ -490,7 +549,27 @@ pub fn help_text() -> String {
 /// Parses `argv` (without the program name) into a config, or the exit
 /// the process must take (help, version, or an error).
 pub fn parse_args<S: AsRef<str>>(argv: &[S]) -> Result<(Config, Vec<String>), Exit> {
-    let argv: Vec<&str> = argv.iter().map(|s| s.as_ref()).collect();
+    // `--replicaof host port` is Redis's two-word form: fold it into one
+    // value ("host port") for the one-value parser below.
+    let mut joined: Vec<String> = Vec::with_capacity(argv.len());
+    let mut i = 0;
+    while i < argv.len() {
+        let a = argv[i].as_ref();
+        if (a == "--replicaof" || a == "--slaveof")
+            && i + 2 < argv.len()
+            && !argv[i + 2].as_ref().starts_with('-')
+            && argv[i + 2].as_ref().bytes().all(|b| b.is_ascii_digit())
+            && !argv[i + 1].as_ref().contains(' ')
+        {
+            joined.push(a.to_string());
+            joined.push(format!("{} {}", argv[i + 1].as_ref(), argv[i + 2].as_ref()));
+            i += 3;
+            continue;
+        }
+        joined.push(a.to_string());
+        i += 1;
+    }
+    let argv: Vec<&str> = joined.iter().map(|s| s.as_str()).collect();
     // Pass 1: structure only.
     let mut i = 0;
     while i < argv.len() {
@@ -725,6 +804,52 @@ pub fn parse_args<S: AsRef<str>>(argv: &[S]) -> Result<(Config, Vec<String>), Ex
     c.cluster_node = get("--cluster-node")
         .filter(|s| !s.is_empty())
         .map(str::to_string);
+    if let Some(v) = get("--replicaof").or(get("--slaveof")) {
+        let v = v.trim();
+        let (host, port) = match v.rsplit_once([' ', ':']) {
+            Some((h, p)) if !h.trim().is_empty() => (h.trim(), p),
+            _ => ("", ""),
+        };
+        match parse_port(port) {
+            Ok(Some(p)) if !host.is_empty() && !host.eq_ignore_ascii_case("no") => {
+                c.replicaof = Some((host.to_string(), p));
+            }
+            _ if v.eq_ignore_ascii_case("no one") || v.is_empty() => {}
+            _ => {
+                return Err(Exit::err(
+                    "# Option --replicaof needs a host and a port".into(),
+                ));
+            }
+        }
+    }
+    c.primary_auth = get("--primaryauth")
+        .or(get("--masterauth"))
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    if let Some(f) = get("--primaryauthfile") {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| Exit::err(format!("# Option --primaryauthfile: cannot read {f}: {e}")))?;
+        c.primary_auth = Some(text.lines().next().unwrap_or_default().to_string());
+    }
+    c.replica_read_only = yes_no("--replica-read-only", "--replica-read-only", true)?;
+    if let Some(v) = get("--replica-priority") {
+        c.replica_priority = atoi(v).clamp(0, i32::MAX as i64) as u32;
+    }
+    if let Some(v) = get("--repl-backlog-size") {
+        match pogocache_command::parse_memory(v.as_bytes()) {
+            Some(n) if n >= 16 * 1024 => c.repl_backlog = n as usize,
+            _ => {
+                return Err(Exit::err(
+                    "# Option --repl-backlog-size is invalid (at least 16kb)".into(),
+                ));
+            }
+        }
+    }
+    if c.cluster && c.replicaof.is_some() {
+        return Err(Exit::err(
+            "# Option --replicaof is not available with --cluster yes".into(),
+        ));
+    }
     if c.cluster && c.cluster_config.is_none() {
         return Err(Exit::err(
             "# Option --cluster yes needs --cluster-config <nodes file>".into(),

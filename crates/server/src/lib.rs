@@ -107,8 +107,14 @@ impl Server {
             maxmemory: config.maxmemory.unwrap_or(0),
             evict: config.evict,
             allocator: config::allocator(),
+            repl_backlog: config.repl_backlog,
         };
         let mut shared = Shared::new(store, settings, config.threads);
+        shared
+            .repl
+            .set_primary_auth(config.primary_auth.clone().map(String::into_bytes));
+        shared.repl.set_read_only(config.replica_read_only);
+        shared.repl.set_priority(config.replica_priority);
         if config.cluster {
             let path = config.cluster_config.clone().unwrap_or_default();
             let c = pogocache_command::cluster::Cluster::load(
@@ -154,18 +160,24 @@ impl Server {
         // Load before serving: connections wait in the accept backlog.
         if let Some(path) = &config.persist {
             persist_startup(&shared, path, config.recover, config.log_startup)?;
+            // The replication id and offset saved with the snapshot: a
+            // restarted replica continues with a partial resync.
+            shared.repl.restore_saved(path);
         }
         let unix_path = config.unixsocket.clone();
 
         let mut threads = Vec::new();
         let mut handles = Vec::new();
         let mut wakers = Vec::new();
+        let mut wakes = Vec::new();
         for id in 0..config.threads.max(1) {
             let w = worker::Worker::new(id, shared.clone(), &config, stop.clone(), tls.clone())?;
             handles.push(w.handle());
+            wakes.push(w.wake());
             wakers.push(w.handle().waker.clone());
             threads.push(spawn(format!("worker-{id}"), move || w.run())?);
         }
+        shared.repl.set_wakers(wakes);
         let kick: Vec<_> = handles.iter().map(|h| h.waker.clone()).collect();
         shared.clients.set_waker(Box::new(move |i| {
             if let Some(w) = kick.get(i) {
@@ -182,6 +194,9 @@ impl Server {
             threads.push(spawn("saver".into(), move || {
                 ticker::saver(&shared, &stop, &path, secs)
             })?);
+        }
+        if let Some((host, port)) = &config.replicaof {
+            shared.repl.follow(&shared, host.clone(), *port);
         }
         Ok(Server {
             shared,
@@ -250,8 +265,13 @@ impl Server {
         if let Some(p) = &self.unix_path {
             let _ = std::fs::remove_file(p);
         }
+        // No more replicated writes land after this: the snapshot and the
+        // offset saved beside it agree.
+        self.shared.repl.stop();
         if let Some(path) = &self.persist {
-            pogocache_persist::save(&self.shared.store, path)
+            self.shared
+                .repl
+                .save(&self.shared.store, path)
                 .map_err(|e| io::Error::other(format!("# Save failed: {e}")))?;
         }
         Ok(())

@@ -100,6 +100,9 @@ impl Ticker {
             if !tick.is_multiple_of(10) {
                 continue;
             }
+            // Once a second: the primary's clock into the replication
+            // stream, dead replica links dropped.
+            self.shared.repl.tick();
             if self.autosweep {
                 let now = pogocache_store::clock::monotonic_ns();
                 if let Some(st) = self.shared.store.autosweep(now, 8, &mut next)
@@ -228,7 +231,7 @@ impl MemoryGuard {
 pub fn saver(shared: &Shared, stop: &Stop, path: &std::path::Path, secs: u64) {
     while !stop.wait(Duration::from_secs(secs)) {
         let t = std::time::Instant::now();
-        match pogocache_persist::save(&shared.store, path) {
+        match shared.repl.save(&shared.store, path) {
             Ok(st) => {
                 shared.mark_snapshot();
                 if shared.settings.verbosity >= 1 {

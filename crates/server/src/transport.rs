@@ -265,6 +265,16 @@ impl Transport {
         self.tls_after_flush = true;
     }
 
+    /// Takes the plain socket out with the output not yet written, for
+    /// a replication thread (PSYNC). `None` on a TLS connection.
+    pub fn into_plain(self) -> Option<(Stream, Vec<u8>)> {
+        if !matches!(self.tls, Tls::Off) {
+            return None;
+        }
+        let pending = self.out[self.wpos..].to_vec();
+        Some((self.stream, pending))
+    }
+
     /// Output for the client outside a request (the MONITOR feed).
     pub fn out(&mut self) -> &mut Vec<u8> {
         &mut self.out

@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use mio::{Events, Interest, Poll, Token, Waker};
 use pogocache_command::clients::ClientInfo;
 use pogocache_command::conn::{Protocol, Step};
+use pogocache_command::pubsub::Wake;
 use pogocache_command::{Ctx, Session, Shared};
 
 use crate::config::Config;
@@ -43,6 +44,12 @@ const WAKER: Token = Token(usize::MAX);
 /// An accepted connection on its way to a worker: stream, peer address,
 /// came in on `--tlsport`, client id.
 type Handoff = (Stream, String, bool, u64);
+
+#[derive(Clone, Copy)]
+enum StreamKind {
+    Tcp,
+    Unix,
+}
 
 /// How the acceptor (and MONITOR feeds) reach a worker.
 #[derive(Clone)]
@@ -80,6 +87,8 @@ enum Ran {
     Close,
     /// Replies are buffered; `true` if the input alone needs another turn.
     Again(bool),
+    /// PSYNC: the socket goes to a replication thread.
+    HandOff,
 }
 
 pub struct Worker {
@@ -99,6 +108,10 @@ pub struct Worker {
     tls: Option<Arc<rustls::ServerConfig>>,
     /// Connections read this turn and still to be executed and written.
     ran: Vec<(usize, bool)>,
+    /// Connections parked in WAIT.
+    parked: Vec<usize>,
+    /// Wakes this worker (pub/sub delivery, WAIT acknowledgements).
+    wake: Wake,
 }
 
 impl Worker {
@@ -111,6 +124,10 @@ impl Worker {
     ) -> io::Result<Worker> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let w = waker.clone();
+        let wake: Wake = Arc::new(move || {
+            let _ = w.wake();
+        });
         Ok(Worker {
             id,
             poll,
@@ -129,6 +146,8 @@ impl Worker {
             queuesize: config.queuesize,
             tls,
             ran: Vec::new(),
+            parked: Vec::new(),
+            wake,
         })
     }
 
@@ -136,13 +155,21 @@ impl Worker {
         self.handle.clone()
     }
 
+    /// What wakes this worker from other threads.
+    pub fn wake(&self) -> Wake {
+        self.wake.clone()
+    }
+
     pub fn run(mut self) {
         let mut events = Events::with_capacity(self.queuesize);
         loop {
-            let timeout = if self.pending.is_empty() {
-                None
-            } else {
+            let timeout = if !self.pending.is_empty() {
                 Some(std::time::Duration::ZERO)
+            } else if !self.parked.is_empty() {
+                // A WAIT's deadline: look again at least this often.
+                Some(std::time::Duration::from_millis(10))
+            } else {
+                None
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -170,6 +197,9 @@ impl Worker {
                     self.close_killed();
                 }
             }
+            if !self.parked.is_empty() {
+                self.settle_waits(now);
+            }
             // One pass over everything ready now; connections that still
             // have work go to the back of the queue for the next turn.
             for _ in 0..self.pending.len() {
@@ -181,7 +211,7 @@ impl Worker {
                     None => continue,
                 }
                 match self.fill(idx) {
-                    Ran::Gone => {}
+                    Ran::Gone | Ran::HandOff => {}
                     Ran::Close => self.close(idx),
                     Ran::Again(again) => self.ran.push((idx, again)),
                 }
@@ -205,6 +235,7 @@ impl Worker {
                 match self.execute(idx, now, again) {
                     Ran::Gone => {}
                     Ran::Close => self.close(idx),
+                    Ran::HandOff => self.hand_off(idx),
                     Ran::Again(again) => {
                         self.ran[kept] = (idx, again);
                         kept += 1;
@@ -238,6 +269,10 @@ impl Worker {
     fn take_new_connections(&mut self) {
         let new = std::mem::take(&mut *self.handle.inbox.lock().unwrap_or_else(|e| e.into_inner()));
         for (mut stream, addr, tls_port, id) in new {
+            let stream_kind = match &stream {
+                Stream::Tcp(_) => StreamKind::Tcp,
+                Stream::Unix(_) => StreamKind::Unix,
+            };
             let idx = self.free.pop().unwrap_or_else(|| {
                 self.conns.push(None);
                 self.conns.len() - 1
@@ -273,7 +308,8 @@ impl Worker {
                     authed: self.shared.settings.auth.is_empty(),
                     addr,
                     client: Some(client),
-                    routed: false,
+                    can_hand_off: !tls_port && matches!(stream_kind, StreamKind::Tcp),
+                    ..Default::default()
                 },
                 scheduled: false,
             });
@@ -285,7 +321,10 @@ impl Worker {
         for i in 0..self.monitors.len() {
             let idx = self.monitors[i];
             if let Some(Some(c)) = self.conns.get_mut(idx)
-                && let Some(q) = c.proto.monitor()
+                && let Some(q) = c
+                    .proto
+                    .monitor()
+                    .or(c.session.pubsub.as_ref().map(|s| &s.queue))
             {
                 let mut q = q.lock().unwrap_or_else(|e| e.into_inner());
                 c.io.out().extend_from_slice(&q);
@@ -301,7 +340,14 @@ impl Worker {
             let _ = self.poll.registry().deregister(c.io.stream.source());
             if c.proto.monitor().is_some() {
                 self.shared.monitor.unsubscribe(c.id);
-                self.monitors.retain(|&m| m != idx);
+            }
+            if let Some(subs) = &c.session.pubsub {
+                self.shared.pubsub.remove(c.id, subs);
+            }
+            self.monitors.retain(|&m| m != idx);
+            if c.session.blocked.is_some() {
+                self.shared.repl.park(false);
+                self.parked.retain(|&p| p != idx);
             }
             self.shared.conns.curr.fetch_sub(1, Relaxed);
             self.shared.clients.remove(c.id);
@@ -326,6 +372,67 @@ impl Worker {
     fn close_all(&mut self) {
         for idx in 0..self.conns.len() {
             self.close(idx);
+        }
+    }
+
+    /// Answers the WAITs whose replicas have acknowledged enough, or whose
+    /// deadline passed, and lets their connections run again.
+    fn settle_waits(&mut self, now: i64) {
+        let mut i = 0;
+        while i < self.parked.len() {
+            let idx = self.parked[i];
+            let Some(Some(c)) = self.conns.get_mut(idx) else {
+                self.parked.swap_remove(i);
+                continue;
+            };
+            let Some(b) = c.session.blocked else {
+                self.parked.swap_remove(i);
+                continue;
+            };
+            let have = self.shared.repl.acked(b.target);
+            if have >= b.need || b.deadline.is_some_and(|d| now >= d) {
+                c.session.blocked = None;
+                self.shared.repl.park(false);
+                let out = c.io.out();
+                out.push(b':');
+                out.extend_from_slice(have.to_string().as_bytes());
+                out.extend_from_slice(b"\r\n");
+                self.parked.swap_remove(i);
+                self.schedule(idx);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Gives a connection that sent PSYNC to a replication thread: its
+    /// slot is freed here, the thread owns the socket (and the client
+    /// record, and the connection count) from now on.
+    fn hand_off(&mut self, idx: usize) {
+        let Some(mut c) = self.conns.get_mut(idx).and_then(|c| c.take()) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(c.io.stream.source());
+        self.free.push(idx);
+        let psync = c.session.psync.take();
+        let client = c.session.client.clone();
+        let plain = c.io.into_plain();
+        match (plain, psync, client) {
+            (Some((Stream::Tcp(tcp), pending)), Some(req), Some(client)) => {
+                use std::os::fd::{FromRawFd, IntoRawFd};
+                // SAFETY: the descriptor comes from a mio stream that was
+                // just taken apart, so it is open and owned by nobody else.
+                let std_tcp = unsafe { std::net::TcpStream::from_raw_fd(tcp.into_raw_fd()) };
+                self.shared
+                    .repl
+                    .serve(self.shared.clone(), std_tcp, pending, req, client);
+            }
+            (_, _, client) => {
+                if let Some(info) = client {
+                    self.shared.clients.remove(info.id);
+                }
+                self.shared.conns.curr.fetch_sub(1, Relaxed);
+            }
         }
     }
 
@@ -354,6 +461,10 @@ impl Worker {
         let Some(Some(c)) = self.conns.get_mut(idx) else {
             return Ran::Gone;
         };
+        if c.session.blocked.is_some() {
+            // Parked in WAIT: nothing runs until it is settled.
+            return Ran::Again(false);
+        }
         let mut budget = BUDGET;
         let mut ctx = Ctx {
             shared: &self.shared,
@@ -361,6 +472,7 @@ impl Worker {
             now,
             session: &mut c.session,
             scratch: &mut self.scratch,
+            wake: Some(self.wake.clone()),
         };
         while budget > 0 && c.io.runnable() {
             budget -= 1;
@@ -384,6 +496,22 @@ impl Worker {
                     });
                     c.proto.enter_monitor(queue);
                     self.monitors.push(idx);
+                }
+                Step::Mailbox(n) => {
+                    c.io.consume(n);
+                    if !self.monitors.contains(&idx) {
+                        self.monitors.push(idx);
+                    }
+                }
+                Step::Replica(n) => {
+                    c.io.consume(n);
+                    return Ran::HandOff;
+                }
+                Step::Block(n) => {
+                    c.io.consume(n);
+                    self.shared.repl.park(true);
+                    self.parked.push(idx);
+                    break;
                 }
             }
         }

@@ -62,7 +62,7 @@ mod table;
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crossbeam_utils::CachePadded;
 
@@ -296,6 +296,45 @@ pub struct Store {
     /// Dead entries removed: lazily on access, by sweeps and scans, or
     /// when a write replaces them.
     expirations: AtomicU64,
+    /// Where mutations are reported while [`Store::set_journaling`] is on
+    /// (see [`Journal`]).
+    journal: OnceLock<Arc<dyn Journal>>,
+    journaling: AtomicBool,
+}
+
+/// A change to the keyspace, as a [`Journal`] sees it: always the key's
+/// whole new state, never a delta, so that applying the same mutation
+/// twice, or a mutation to a state that already includes it, is harmless.
+#[derive(Clone, Copy, Debug)]
+pub enum Mutation<'a> {
+    /// The key now holds this entry. `expires` is on the store clock.
+    Set {
+        key: &'a [u8],
+        value: &'a [u8],
+        flags: u32,
+        expires: Option<i64>,
+        /// Marked stale by the meta protocol (`md ... I`).
+        stale: bool,
+    },
+    /// The key is gone (deleted, evicted, dropped or expired).
+    Del { key: &'a [u8] },
+    /// Every key is gone.
+    Clear,
+}
+
+/// Receives every mutation of a store, for replication. Why under the
+/// shard lock: a mutation is reported while the lock of the key's shard is
+/// still held, so two writers of one key are journaled in the order they
+/// changed it, and a replica applying the journal in order ends with the
+/// same value. [`Store::clear`] holds every shard's lock while it reports
+/// [`Mutation::Clear`]. Implementations must be quick and must not call
+/// back into the store.
+///
+/// What is not reported: lazy and background removal of entries that had
+/// already expired (a replica expires them by their time, which the
+/// journal carries), access times and CAS tokens (local to each store).
+pub trait Journal: Send + Sync {
+    fn record(&self, m: Mutation<'_>);
 }
 
 /// Smallest table a shard with entries gets. Small, because a store's
@@ -343,6 +382,8 @@ impl Store {
             low_memory: AtomicBool::new(false),
             evictions: AtomicU64::new(0),
             expirations: AtomicU64::new(0),
+            journal: OnceLock::new(),
+            journaling: AtomicBool::new(false),
         }
     }
 
@@ -395,6 +436,101 @@ impl Store {
     /// Current low-memory flag.
     pub fn low_memory(&self) -> bool {
         self.low_memory.load(Ordering::Relaxed)
+    }
+
+    /// Installs the journal mutations are reported to (once per store; a
+    /// second call returns `false` and changes nothing). Reporting starts
+    /// with [`Store::set_journaling`].
+    pub fn set_journal(&self, journal: Arc<dyn Journal>) -> bool {
+        self.journal.set(journal).is_ok()
+    }
+
+    /// Turns reporting to the journal on or off. Why a switch: a server
+    /// journals only while some replica may need the stream, and a replica
+    /// applying its primary's stream must not journal what it applies.
+    pub fn set_journaling(&self, on: bool) {
+        self.journaling.store(on, Ordering::SeqCst);
+    }
+
+    /// The journal, when reporting is on.
+    #[inline]
+    fn journal(&self) -> Option<&dyn Journal> {
+        if self.journaling.load(Ordering::Relaxed) {
+            self.journal.get().map(|j| &**j)
+        } else {
+            None
+        }
+    }
+
+    /// Reports `key`'s state in `shard` (whose lock is held) to the
+    /// journal, if on: the live entry, or its absence.
+    #[inline]
+    fn note(&self, shard: &Shard, hash: u64, key: &[u8], now: i64) {
+        if let Some(j) = self.journal() {
+            note_state(j, shard, hash, key, now);
+        }
+    }
+
+    /// Reports a removed entry (evicted or dropped) to the journal, if on;
+    /// call with the lock of the shard it came from still held.
+    #[inline]
+    fn note_gone(&self, e: &Entry) {
+        if let Some(j) = self.journal() {
+            j.record(Mutation::Del {
+                key: e.as_ptr().key(),
+            });
+        }
+    }
+
+    /// Stores a replicated entry as it is: no conditions, no eviction, no
+    /// budget check (a replica mirrors its primary, which evicts and
+    /// journals the evictions), with the stale mark given. Why a separate
+    /// path: applying a primary's stream must never refuse or evict on
+    /// its own, or the replica would diverge. Not journaled.
+    pub fn restore(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        flags: u32,
+        expires: Option<i64>,
+        stale: bool,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        if value.len() > MAX_VALUE_LEN {
+            return Err(StoreError::TooLarge);
+        }
+        let (hash, mut guard) = self.lock(key);
+        let shard = &mut guard;
+        shard.cas += 1;
+        let cas = if self.cas { shard.cas } else { 0 };
+        let found = shard.table.find(hash, |e| e.key() == key);
+        let meta = Meta {
+            expires: expires.map(|t| t.max(1)).unwrap_or(0),
+            cas,
+            with_cas: self.cas,
+            access: secs(now),
+            flags,
+        };
+        let new = Entry::new(key, &[value], meta);
+        let old = match found {
+            Some(i) => {
+                let size = new.size();
+                let old = shard.table.replace(i, hash, new);
+                shard.bytes = shard.bytes + size - old.size();
+                Some(old)
+            }
+            None => {
+                shard.insert(new, hash, &self.cx());
+                self.publish_for(hash, shard);
+                None
+            }
+        };
+        if stale && let Some(i) = shard.table.find(hash, |e| e.key() == key) {
+            shard.table.entry_mut(i).mark(entry::STALE, 0);
+        }
+        drop(guard);
+        drop(old);
+        Ok(())
     }
 
     #[inline]
@@ -710,6 +846,7 @@ impl Store {
         if let Some(old) = &replaced {
             on_replaced(EntryRef(old.as_ptr()));
         }
+        self.note(shard, hash, key, now);
         drop(guard);
         drop(replaced);
         drop(dead);
@@ -823,6 +960,7 @@ impl Store {
                 },
             };
             let Some(e) = e else { break };
+            self.note_gone(&e);
             local = true;
             self.count_removed(&e, now);
             evicted.push(e);
@@ -859,6 +997,7 @@ impl Store {
                 continue;
             };
             if let Some(e) = other.evict_one(hash.rotate_left(k as u32 % 64), now, &self.hasher) {
+                self.note_gone(&e);
                 drop(other);
                 self.hand.store(j + 1, Ordering::Relaxed);
                 self.count_removed(&e, now);
@@ -879,6 +1018,7 @@ impl Store {
         if shard.maybe_shrink(&self.hasher) {
             self.publish_for(hash, &shard);
         }
+        self.note_gone(&e);
         drop(shard);
         let alive = e.is_alive(now);
         if !alive {
@@ -928,6 +1068,7 @@ impl Store {
             removed = Some(shard.remove_dead(i, &self.hasher));
             self.expired(1);
         }
+        self.note(shard, hash, key, now);
         drop(guard);
         drop(replaced);
         drop(removed);
@@ -952,6 +1093,7 @@ impl Store {
         let mut m = shard.table.entry_mut(i);
         m.mark(entry::STALE, entry::WON);
         m.set_expiry(expires, cas);
+        self.note(shard, hash, key, now);
         true
     }
 
@@ -1018,6 +1160,7 @@ impl Store {
                     &mut evicted,
                 ) {
                     Ok(old) => {
+                        self.note(&guard, hash, key, now);
                         drop(guard);
                         drop(old);
                         drop(evicted);
@@ -1101,6 +1244,7 @@ impl Store {
                 &mut evicted,
             );
             placed.map(|old| {
+                self.note(&guard, hash, key, now);
                 drop(guard);
                 drop(old);
                 drop(evicted);
@@ -1155,6 +1299,9 @@ impl Store {
     /// Removes every entry, one shard at a time. Returns how many were
     /// removed. Memory is freed outside the locks.
     pub fn clear(&self) -> usize {
+        if let Some(j) = self.journal() {
+            return self.clear_journaled(j);
+        }
         let mut n = 0;
         for i in 0..self.shards.len() {
             let old = {
@@ -1168,6 +1315,24 @@ impl Store {
             drop(old);
         }
         n
+    }
+
+    /// [`Store::clear`] while journaling: every shard is locked (in index
+    /// order, the only order in which anything holds more than one shard
+    /// lock) before [`Mutation::Clear`] is reported, so no write can land
+    /// in an already-cleared shard ahead of the clear in the journal.
+    fn clear_journaled(&self, j: &dyn Journal) -> usize {
+        let mut locked: Vec<Locked<'_>> =
+            (0..self.shards.len()).map(|i| self.lock_index(i)).collect();
+        j.record(Mutation::Clear);
+        let mut old = Vec::with_capacity(locked.len());
+        for (i, s) in locked.iter_mut().enumerate() {
+            s.bytes = 0;
+            old.push(s.table.take());
+            self.publish(i, s);
+        }
+        drop(locked);
+        old.iter().map(|t| t.len()).sum()
     }
 
     /// Removes every live entry whose key `doomed` picks, one shard at a
@@ -1187,6 +1352,7 @@ impl Store {
                     .extract_into(|e| doomed(e.key()), &mut gone, &self.hasher);
                 for e in &gone {
                     s.bytes -= e.size();
+                    self.note_gone(e);
                 }
                 s.maybe_shrink(&self.hasher);
                 self.publish(i, &s);
@@ -1440,6 +1606,27 @@ impl Drop for Locked<'_> {
 struct Cx<'a> {
     hasher: &'a FixedState,
     load_factor: usize,
+}
+
+/// Reports `key`'s state in a locked shard: its live entry, or its
+/// absence (missing or dead).
+fn note_state(j: &dyn Journal, shard: &Shard, hash: u64, key: &[u8], now: i64) {
+    match shard.table.find(hash, |e| e.key() == key) {
+        Some(i) if shard.table.at(i).is_alive(now) => {
+            let e = shard.table.at(i);
+            j.record(Mutation::Set {
+                key,
+                value: e.value(),
+                flags: e.flags(),
+                expires: match e.expires() {
+                    0 => None,
+                    t => Some(t),
+                },
+                stale: e.marks() & entry::STALE != 0,
+            });
+        }
+        _ => j.record(Mutation::Del { key }),
+    }
 }
 
 /// Error from [`Store::update`]: the caller's own failure, or the store's.
