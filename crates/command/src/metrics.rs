@@ -212,5 +212,6 @@ pub fn render(sh: &Shared, now: i64, wall: i64) -> String {
             c.reloads.load(Relaxed) as f64,
         );
     }
+    crate::repl::metrics(&sh.repl, &mut t);
     t
 }

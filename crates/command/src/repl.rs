@@ -869,7 +869,9 @@ impl Replication {
                 Err(e) => return LinkEnd::Retry(format!("MASTER {host}:{port} REPLCONF: {e}")),
             }
         }
-        let (id, off) = if need_full || offset == 0 && replid.is_empty() {
+        // Nothing applied yet (a fresh server) or nothing trustworthy:
+        // ask for a full sync, as a fresh Redis replica does.
+        let (id, off) = if need_full || offset == 0 {
             ("?".to_string(), "-1".to_string())
         } else {
             (replid.clone(), offset.to_string())
