@@ -4,7 +4,8 @@
 # healthcheck, persistence across containers, SIGTERM as PID 1, read-only
 # root, dropped capabilities, any --user UID, POGOCACHE_EXTRA_FLAGS,
 # POGOCACHE_AUTH_FILE, POGOCACHE_AUTH_PASSWORD, the development image's tools, the compose file
-# and its cluster profile (three cluster nodes and twemproxy).
+# and its cluster profile (three cluster nodes and twemproxy) and ha profile
+# (a primary, two replicas and three Redis Sentinels, with a failover).
 # Every container, volume and network it makes is removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,6 +18,7 @@ cleanup() {
   $DOCKER ps -aq --filter "label=pogocache-test=$run_id" | xargs -r $DOCKER rm -fv >/dev/null 2>&1 || true
   $DOCKER volume ls -q --filter "label=pogocache-test=$run_id" | xargs -r $DOCKER volume rm >/dev/null 2>&1 || true
   [ -n "${compose_project:-}" ] && COMPOSE_PROJECT_NAME=$compose_project docker-compose --profile cluster down -v >/dev/null 2>&1 || true
+  [ -n "${compose_project:-}" ] && COMPOSE_PROJECT_NAME=$compose_project docker-compose --profile ha down -v >/dev/null 2>&1 || true
   rm -rf "${tmp:-/nonexistent}"
 }
 trap cleanup EXIT
@@ -235,6 +237,117 @@ else
   fail=$((fail + 1)); echo "FAIL compose cluster profile up"
 fi
 "${cluster_env[@]}" timeout 120 docker-compose --profile cluster down -v >/dev/null 2>&1 || true
+
+echo "# compose ha profile: a primary, two replicas, three Sentinels, a failover"
+hp1=$(free); hp2=$(free); hp3=$(free); sp1=$(free); sp2=$(free); sp3=$(free)
+ha_env=(env COMPOSE_PROJECT_NAME=$compose_project POGOCACHE_HA_PORT_1=$hp1 POGOCACHE_HA_PORT_2=$hp2
+  POGOCACHE_HA_PORT_3=$hp3 POGOCACHE_SENTINEL_PORT_1=$sp1 POGOCACHE_SENTINEL_PORT_2=$sp2
+  POGOCACHE_SENTINEL_PORT_3=$sp3 POGOCACHE_SENTINEL_DOWN_AFTER_MS=2000)
+check "compose ha profile is valid" "${ha_env[@]}" docker-compose --profile ha config -q
+# Sentinel's image: Debian's redis-sentinel on the local debian base (apt
+# over the host network, as for twemproxy).
+if DOCKER_BUILDKIT=0 timeout 600 $DOCKER build --network host -t pogocache-sentinel:latest \
+    -f deploy/compose/sentinel.Dockerfile deploy/compose >"$tmp/sentinel-build.log" 2>&1 \
+  && "${ha_env[@]}" timeout 300 docker-compose --profile ha up -d --no-build \
+    pogocache-primary pogocache-replica-1 pogocache-replica-2 sentinel-1 sentinel-2 sentinel-3 >"$tmp/ha.log" 2>&1; then
+  # Polls (Sentinel's own timers decide when things happen) with a
+  # deadline; prints what it saw on failure.
+  ha() {
+    python3 - "$@" <<'PY'
+import socket, sys, time
+
+def call(port, *args, timeout=5):
+    s = socket.create_connection(("127.0.0.1", int(port)), timeout=timeout)
+    req = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in (x.encode() for x in args))
+    s.sendall(req)
+    got = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        got += d
+        if got.startswith((b"+", b"-", b":")) and got.endswith(b"\r\n"):
+            break
+        if got.startswith(b"$"):
+            n = int(got[1:got.index(b"\r\n")])
+            if n < 0 or len(got) >= got.index(b"\r\n") + 2 + n + 2:
+                break
+    return got.decode("latin1")
+
+def info(port):
+    t = call(port, "INFO", "replication")
+    return dict(l.split(":", 1) for l in t.split("\r\n") if ":" in l and not l.startswith("$"))
+
+def until(secs, f):
+    deadline, last = time.time() + secs, None
+    while time.time() < deadline:
+        try:
+            last = f()
+            if last is True:
+                return
+        except OSError as e:
+            last = e
+        time.sleep(0.2)
+    print("  last seen:", last, file=sys.stderr)
+    sys.exit(1)
+
+what, ports = sys.argv[1], sys.argv[2:]
+if what == "replicas-up":
+    until(60, lambda: all(info(p).get("master_link_status") == "up" for p in ports[1:]) or [info(p) for p in ports[1:]])
+elif what == "write":
+    for i in range(1000):
+        assert call(ports[0], "SET", "ha:%d" % i, "v%d" % i) == "+OK\r\n"
+    got = call(ports[0], "WAIT", "2", "5000")
+    assert got == ":2\r\n", got
+    for p in ports[1:]:
+        assert call(p, "GET", "ha:999") == "$4\r\nv999\r\n"
+        assert call(p, "SET", "x", "y").startswith("-READONLY")
+elif what == "promoted":
+    # One replica became the primary with every key; the other follows it.
+    def done():
+        roles = {p: info(p).get("role") for p in ports}
+        prim = [p for p, r in roles.items() if r == "master"]
+        if len(prim) != 1:
+            return roles
+        other = [p for p in ports if p != prim[0]][0]
+        i = info(other)
+        if i.get("master_link_status") != "up":
+            return i
+        for k in (0, 500, 999):
+            if call(prim[0], "GET", "ha:%d" % k) != "$%d\r\nv%d\r\n" % (len("v%d" % k), k):
+                return "ha:%d missing" % k
+        print("  promoted: the replica on host port", prim[0])
+        return True
+    until(90, done)
+elif what == "rejoined":
+    until(90, lambda: (info(ports[0]).get("role") == "slave" and info(ports[0]).get("master_link_status") == "up"
+                       and call(ports[0], "GET", "ha:999") == "$4\r\nv999\r\n") or info(ports[0]))
+PY
+  }
+  check "ha: both replicas linked to the primary" ha replicas-up "$hp1" "$hp2" "$hp3"
+  check "ha: 1000 writes acknowledged by WAIT 2, readable and read-only on replicas" ha write "$hp1" "$hp2" "$hp3"
+  sentinels_see() { # host ports of the Sentinels
+    local p out
+    for p in "$@"; do
+      for _ in $(seq 150); do
+        out=$(redis-cli -p "$p" SENTINEL master mymaster 2>/dev/null | tr '\n' ' ')
+        if echo "$out" | grep -q 'num-slaves 2 .*num-other-sentinels 2'; then continue 2; fi
+        sleep 0.2
+      done
+      echo "  sentinel on $p: $out"
+      return 1
+    done
+  }
+  check "ha: Sentinels see two replicas and each other" sentinels_see "$sp1" "$sp2" "$sp3"
+  "${ha_env[@]}" docker-compose kill pogocache-primary >/dev/null 2>&1
+  check "ha: kill the primary: a replica is promoted with every key, the other follows it" ha promoted "$hp2" "$hp3"
+  "${ha_env[@]}" docker-compose start pogocache-primary >/dev/null 2>&1
+  check "ha: the old primary comes back as a replica of the new one" ha rejoined "$hp1"
+else
+  tail -30 "$tmp/sentinel-build.log" "$tmp/ha.log" 2>/dev/null
+  fail=$((fail + 1)); echo "FAIL compose ha profile up"
+fi
+"${ha_env[@]}" timeout 120 docker-compose --profile ha down -v >/dev/null 2>&1 || true
 
 echo "# --registry / --push-cache against a local registry (Debian's docker-registry)"
 if ! command -v docker-registry >/dev/null 2>&1; then

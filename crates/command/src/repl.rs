@@ -528,6 +528,8 @@ impl Replication {
             .spawn(move || {
                 let _ = sock.set_nonblocking(false);
                 let _ = sock.set_nodelay(true);
+                // A replica that stops reading is dropped, not waited on.
+                let _ = sock.set_write_timeout(Some(Duration::from_nanos(TIMEOUT_NS as u64)));
                 let ip = sock
                     .peer_addr()
                     .map(|a| a.ip().to_string())
@@ -616,11 +618,15 @@ impl Replication {
                 link.ip, link.port
             ));
             sock.write_all(line.as_bytes())?;
-            let mut snap = Vec::new();
-            pogocache_persist::write_to(&shared.store, &mut snap)?;
-            sock.write_all(format!("${}\r\n", snap.len()).as_bytes())?;
-            sock.write_all(&snap)?;
-            drop(snap);
+            // Streamed in chunks while the snapshot is taken, shard by
+            // shard: memory stays at one chunk whatever the store's size.
+            let mut chunks = Chunked {
+                sock: &mut *sock,
+                buf: Vec::with_capacity(CHUNK),
+            };
+            pogocache_persist::write_to(&shared.store, &mut chunks)?;
+            chunks.finish()?;
+            link.last_ack.store(monotonic_ns(), Ordering::Relaxed);
             link.online.store(true, Ordering::Relaxed);
             log::line(format_args!(
                 "* Synchronization with replica {}:{} succeeded",
@@ -640,6 +646,11 @@ impl Replication {
         loop {
             if link.dead.load(Ordering::Relaxed) || client.kill.load(Ordering::Relaxed) {
                 return Ok(());
+            }
+            if monotonic_ns() - link.last_ack.load(Ordering::Relaxed) > TIMEOUT_NS {
+                return Err(io::Error::other(
+                    "no acknowledgement for 60 seconds (timeout)",
+                ));
             }
             let mut st = self.lock();
             if st.offset == pos {
@@ -679,6 +690,43 @@ impl Replication {
                 pos += n as u64;
             }
         }
+    }
+}
+
+/// The full-sync snapshot on the wire: `$<n>\r\n` and n bytes, again and
+/// again, then `$0\r\n`.
+struct Chunked<'a> {
+    sock: &'a mut TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Chunked<'_> {
+    fn send(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.sock
+                .write_all(format!("${}\r\n", self.buf.len()).as_bytes())?;
+            self.sock.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> io::Result<()> {
+        self.send()?;
+        self.sock.write_all(b"$0\r\n")
+    }
+}
+
+impl Write for Chunked<'_> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -972,15 +1020,12 @@ impl Replication {
         r: &mut BufReader<TcpStream>,
         generation: u64,
     ) -> Result<(), String> {
-        let line = read_line(r, generation, self).map_err(|e| e.to_string())?;
-        let len: u64 = line
-            .strip_prefix('$')
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| format!("bad snapshot header '{line}'"))?;
         shared.store.clear();
         let mut body = Patient {
             r,
-            left: len,
+            left: 0,
+            done: false,
+            total: 0,
             repl: self,
             generation,
         };
@@ -996,8 +1041,8 @@ impl Replication {
         // snapshot) is skipped so the stream starts in the right place.
         io::copy(&mut body, &mut io::sink()).map_err(|e| e.to_string())?;
         log::line(format_args!(
-            "* MASTER <-> REPLICA sync: Loading DB in memory: {} keys, {len} bytes",
-            stats.entries
+            "* MASTER <-> REPLICA sync: Loading DB in memory: {} keys, {} bytes",
+            stats.entries, body.total
         ));
         Ok(())
     }
@@ -1119,19 +1164,36 @@ impl Replication {
     }
 }
 
-/// A `Read` over the next `left` bytes of the link, which waits through
-/// the read timeout (used to notice REPLICAOF) while the link is current.
+/// A `Read` over the chunked snapshot (see [`Chunked`]) that ends at its
+/// `$0` and waits through the read timeout (used to notice REPLICAOF)
+/// while the link is current.
 struct Patient<'a> {
     r: &'a mut BufReader<TcpStream>,
+    /// Bytes left in the current chunk.
     left: u64,
+    done: bool,
+    total: u64,
     repl: &'a Replication,
     generation: u64,
 }
 
 impl Read for Patient<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.left == 0 {
+        if self.done {
             return Ok(0);
+        }
+        if self.left == 0 {
+            let line = read_line(self.r, self.generation, self.repl)?;
+            let n: u64 = line
+                .strip_prefix('$')
+                .and_then(|n| n.parse().ok())
+                .filter(|&n| n <= 64 * CHUNK as u64)
+                .ok_or_else(|| io::Error::other(format!("bad snapshot chunk header '{line}'")))?;
+            if n == 0 {
+                self.done = true;
+                return Ok(0);
+            }
+            self.left = n;
         }
         let want = buf.len().min(self.left as usize);
         loop {
@@ -1139,6 +1201,7 @@ impl Read for Patient<'_> {
                 Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Ok(n) => {
                     self.left -= n as u64;
+                    self.total += n as u64;
                     return Ok(n);
                 }
                 Err(e)

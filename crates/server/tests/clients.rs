@@ -78,7 +78,7 @@ fn hello_switches_to_resp3_and_back() {
     );
     exchange(&mut s, &cmd(&[b"WAIT", b"0", b"0"]), b":0\r\n");
     exchange(&mut s, &cmd(&[b"SELECT", b"0"]), b"+OK\r\n");
-    exchange(&mut s, &cmd(&[b"COMMAND", b"COUNT"]), b":51\r\n");
+    exchange(&mut s, &cmd(&[b"COMMAND", b"COUNT"]), b":65\r\n");
     exchange(
         &mut s,
         &cmd(&[b"COMMAND", b"INFO", b"get"]),
