@@ -16,7 +16,7 @@ secs=${1:-30}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(resp memcache http postgres sniff snapshot store)
+    targets=(resp memcache http postgres sniff snapshot store repl)
 fi
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 cd fuzz

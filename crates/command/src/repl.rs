@@ -452,12 +452,13 @@ fn side_path(path: &Path) -> PathBuf {
 
 /// One RESP array of bulk strings.
 fn encode(out: &mut Vec<u8>, parts: &[&[u8]]) {
+    let mut n = itoa::Buffer::new();
     out.push(b'*');
-    out.extend_from_slice(parts.len().to_string().as_bytes());
+    out.extend_from_slice(n.format(parts.len()).as_bytes());
     out.extend_from_slice(b"\r\n");
     for p in parts {
         out.push(b'$');
-        out.extend_from_slice(p.len().to_string().as_bytes());
+        out.extend_from_slice(n.format(p.len()).as_bytes());
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(p);
         out.extend_from_slice(b"\r\n");
@@ -482,12 +483,18 @@ impl Journal for Replication {
                     Some(t) => (t - monotonic_ns() + wall_ns()).max(1),
                     None => 0,
                 };
-                let flags = flags.to_string();
-                let exp = exp.to_string();
+                let (mut fb, mut eb) = (itoa::Buffer::new(), itoa::Buffer::new());
                 let stale: &[u8] = if stale { b"1" } else { b"0" };
                 encode(
                     &mut st.scratch,
-                    &[b"RSET", key, value, flags.as_bytes(), exp.as_bytes(), stale],
+                    &[
+                        b"RSET",
+                        key,
+                        value,
+                        fb.format(flags).as_bytes(),
+                        eb.format(exp).as_bytes(),
+                        stale,
+                    ],
                 );
             }
             Mutation::Del { key } => encode(&mut st.scratch, &[b"RDEL", key]),
@@ -1083,7 +1090,6 @@ impl Replication {
             let now = monotonic_ns();
             if n > 0 {
                 buf.extend_from_slice(&chunk[..n]);
-                let mut at = 0;
                 let mut st = self.lock();
                 if st.generation != generation {
                     return LinkEnd::Superseded;
@@ -1091,39 +1097,20 @@ impl Replication {
                 if let Some(u) = &mut st.upstream {
                     u.last_io = now;
                 }
-                loop {
-                    match resp::parse(&buf[at..], &Limits::DEFAULT, &mut args) {
-                        Parsed::Complete(len, ()) => {
-                            let frame = &buf[at..at + len];
-                            let v = args.view(frame);
-                            if let Err(why) = apply(shared, &mut st, &v, now) {
-                                st.need_full = true;
-                                drop(st);
-                                let _ = w.shutdown(Shutdown::Both);
-                                return self.ended(
-                                    generation,
-                                    format!("Malformed replication stream from master ({why}); a full resync follows"),
-                                );
-                            }
-                            st.scratch.extend_from_slice(frame);
-                            st.append_scratch();
-                            at += len;
-                        }
-                        Parsed::Incomplete { .. } => break,
-                        Parsed::Invalid(e) => {
-                            st.need_full = true;
-                            drop(st);
-                            let _ = w.shutdown(Shutdown::Both);
-                            return self.ended(
-                                generation,
-                                format!(
-                                    "Malformed replication stream from master ({}); a full resync follows",
-                                    String::from_utf8_lossy(e.message().as_bytes())
-                                ),
-                            );
-                        }
+                let at = match apply_frames(shared, &mut st, &buf, &mut args, now) {
+                    Ok(at) => at,
+                    Err(why) => {
+                        st.need_full = true;
+                        drop(st);
+                        let _ = w.shutdown(Shutdown::Both);
+                        return self.ended(
+                            generation,
+                            format!(
+                                "Malformed replication stream from master ({why}); a full resync follows"
+                            ),
+                        );
                     }
-                }
+                };
                 drop(st);
                 self.cv.notify_all();
                 buf.drain(..at);
@@ -1256,6 +1243,49 @@ fn read_line(
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// Applies every complete command at the front of `buf` to the store
+/// and appends it to the backlog (the state lock is held, so the two move
+/// together); returns the bytes used. An error leaves what was applied
+/// before it applied.
+fn apply_frames(
+    shared: &Shared,
+    st: &mut State,
+    buf: &[u8],
+    args: &mut Args,
+    now: i64,
+) -> Result<usize, String> {
+    let mut at = 0;
+    loop {
+        match resp::parse(&buf[at..], &Limits::DEFAULT, args) {
+            Parsed::Complete(len, ()) => {
+                let frame = &buf[at..at + len];
+                let v = args.view(frame);
+                apply(shared, st, &v, now).map_err(str::to_string)?;
+                st.scratch.extend_from_slice(frame);
+                st.append_scratch();
+                at += len;
+            }
+            Parsed::Incomplete { .. } => return Ok(at),
+            Parsed::Invalid(e) => {
+                return Err(String::from_utf8_lossy(e.message().as_bytes()).into());
+            }
+        }
+    }
+}
+
+impl Replication {
+    /// Applies replication-stream bytes as a replica's link does, without
+    /// a link: the complete commands at the front of `input` change the
+    /// store and the offset. Returns the bytes used, or why the stream is
+    /// malformed. Why public: the stream fuzz target drives the replica's
+    /// parser and store writes with arbitrary bytes through this.
+    pub fn replay(&self, shared: &Shared, input: &[u8]) -> Result<usize, String> {
+        let mut st = self.lock();
+        let mut args = Args::new();
+        apply_frames(shared, &mut st, input, &mut args, monotonic_ns())
     }
 }
 

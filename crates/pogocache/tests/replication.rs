@@ -280,6 +280,28 @@ fn replicas_converge_across_protocols_and_expire_with_the_primary() {
         );
     }
 
+    // A writable replica (CONFIG SET replica-read-only no) takes local
+    // writes; they are not sent anywhere.
+    let mut w = r2.connect();
+    assert_eq!(
+        call(
+            &mut w,
+            &cmd(&[b"CONFIG", b"SET", b"replica-read-only", b"no"])
+        ),
+        b"+OK\r\n"
+    );
+    assert_eq!(
+        call(&mut w, &cmd(&[b"CONFIG", b"GET", b"replica-read-only"])),
+        b"*2\r\n$17\r\nreplica-read-only\r\n$2\r\nno\r\n"
+    );
+    assert_eq!(call(&mut w, &cmd(&[b"SET", b"local", b"1"])), b"+OK\r\n");
+    assert_eq!(call(&mut w, &cmd(&[b"GET", b"local"])), b"$1\r\n1\r\n");
+    assert_eq!(call(&mut s, &cmd(&[b"GET", b"local"])), b"$-1\r\n");
+    assert_eq!(
+        call(&mut w, &cmd(&[b"CONFIG", b"SET", b"bogus", b"1"])),
+        b"-ERR Unknown option or number of arguments for CONFIG SET - 'bogus'\r\n"
+    );
+
     // INFO and ROLE in Redis's shape.
     assert_eq!(info_field(p, "replication", "role"), "master");
     assert_eq!(info_field(p, "replication", "connected_slaves"), "2");

@@ -2,7 +2,9 @@
 //!
 //! Owns: the connection slots, scheduling (ready queue, per-turn budget,
 //! fairness), the three-step loop turn, MONITOR subscription and
-//! delivery, CLIENT KILL. Does not own: accepting (the acceptor hands
+//! delivery, pub/sub delivery, connections parked in WAIT (answered when
+//! replicas acknowledge or the deadline passes), handing a connection
+//! that sent PSYNC to a replication thread, CLIENT KILL. Does not own: accepting (the acceptor hands
 //! sockets over through [`WorkerHandle`]), sockets, buffers and TLS
 //! ([`crate::transport`]), or what the bytes mean (the connection's
 //! [`Protocol`], which parses and runs requests through the command

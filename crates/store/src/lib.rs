@@ -512,19 +512,7 @@ impl Store {
             flags,
         };
         let new = Entry::new(key, &[value], meta);
-        let old = match found {
-            Some(i) => {
-                let size = new.size();
-                let old = shard.table.replace(i, hash, new);
-                shard.bytes = shard.bytes + size - old.size();
-                Some(old)
-            }
-            None => {
-                shard.insert(new, hash, &self.cx());
-                self.publish_for(hash, shard);
-                None
-            }
-        };
+        let old = self.put(shard, found, hash, new);
         if stale && let Some(i) = shard.table.find(hash, |e| e.key() == key) {
             shard.table.entry_mut(i).mark(entry::STALE, 0);
         }
@@ -882,7 +870,20 @@ impl Store {
                 found = shard.table.find(hash, |e| e.key() == key);
             }
         }
-        Ok(match found {
+        Ok(self.put(shard, found, hash, new))
+    }
+
+    /// Puts `new` in bucket `found` (returning the entry it replaces) or
+    /// inserts it, keeping the shard's byte count and prefetch hint.
+    #[inline]
+    fn put(
+        &self,
+        shard: &mut Locked<'_>,
+        found: Option<usize>,
+        hash: u64,
+        new: Entry,
+    ) -> Option<Entry> {
+        match found {
             Some(i) => {
                 let size = new.size();
                 let old = shard.table.replace(i, hash, new);
@@ -894,7 +895,7 @@ impl Store {
                 self.publish_for(hash, shard);
                 None
             }
-        })
+        }
     }
 
     /// Would `grow` more bytes take the store over its budget? Counts
