@@ -6,7 +6,7 @@ Owns: starting a primary and replicas of our release binary on loopback,
 driving the primary with our `loadgen`, reading the primary's CPU time
 from /proc, interleaving runs with and without replicas, paired ratios,
 the catch-up measurement, and `replication.json`. Does not own: building
-(run `cargo build --release -p pogocache -p loadgen` first, or use
+(run `cargo build --release -p pogocache -p pogocache-loadgen` first, or use
 scripts/bench.sh) or the failover time (tests/failover.rs prints it;
 POGOCACHE_FAILOVER_RUNS=5 gives the median of five).
 
