@@ -20,8 +20,8 @@ Usage: scripts/bench-replication.py [--reps 3] [--duration 4] [--out DIR]
 2. Throughput: SET only (pipeline 16, 100 B values) into a primary with
    one replica for `--duration` seconds; then the time until the replica
    has acknowledged everything (WAIT 1 0). Mutations per second = writes /
-   (load time + catch-up time), and the replica's lag at the end of the
-   load in bytes.
+   (load time + catch-up time), and how many bytes of stream the replica
+   had not applied yet when the load stopped.
 """
 
 import argparse
@@ -103,12 +103,14 @@ def wait_synced(port):
 def topology(replicas):
     pport = free_port()
     primary = start(pport)
-    reps = []
+    reps, rports = [], []
     for _ in range(replicas):
-        r = start(free_port(), "--replicaof", "127.0.0.1", str(pport))
+        rport = free_port()
+        r = start(rport, "--replicaof", "127.0.0.1", str(pport))
         wait_synced(r)
         reps.append(r)
-    return pport, primary, reps
+        rports.append(rport)
+    return pport, primary, reps, rports
 
 
 def stop(*procs):
@@ -132,7 +134,7 @@ def loadgen(port, proto, pipeline, duration, ratio="1:10", prefill=True):
 
 
 def cpu_run(replicas, proto, pipeline, duration):
-    port, primary, reps = topology(replicas)
+    port, primary, reps, _ = topology(replicas)
     try:
         # Prefill outside the measured window.
         loadgen(port, proto, pipeline, 1, prefill=True)
@@ -146,12 +148,13 @@ def cpu_run(replicas, proto, pipeline, duration):
 
 
 def throughput(duration):
-    port, primary, reps = topology(1)
+    port, primary, reps, rports = topology(1)
     try:
         t0 = time.monotonic()
         r = loadgen(port, "resp", 16, duration, ratio="1:0", prefill=False)
         t1 = time.monotonic()
-        lag = int(info(port, "master_repl_offset")) - int(info(port, "slave0").split("offset=")[1].split(",")[0])
+        # How far the replica's applied offset trails the primary's.
+        lag = int(info(port, "master_repl_offset")) - int(info(rports[0], "slave_repl_offset"))
         got = call(port, "WAIT", 1, 0)
         t2 = time.monotonic()
         assert got.startswith(":1"), got

@@ -58,6 +58,9 @@ pub const DEFAULT_BACKLOG: usize = 1 << 20;
 const TICK: Duration = Duration::from_secs(1);
 /// A link silent this long is taken as dead (Redis's `repl-timeout`).
 const TIMEOUT_NS: i64 = 60_000_000_000;
+/// Stream bytes kept for a replica that has not been sent them yet (Redis's
+/// default hard limit of a replica's output buffer).
+const LIVE_MAX: usize = 256 << 20;
 /// Bytes a sender copies out of the backlog per write.
 const CHUNK: usize = 1 << 20;
 const READONLY: &[u8] = b"READONLY You can't write against a read only replica.";
@@ -69,6 +72,8 @@ pub struct Downstream {
     port: u16,
     /// Offset the replica acknowledged.
     ack: AtomicU64,
+    /// Offset sent to it so far (the backlog keeps what is past this).
+    sent: AtomicU64,
     /// Monotonic ns of its last acknowledgement.
     last_ack: AtomicI64,
     /// Past the snapshot: streaming.
@@ -116,6 +121,8 @@ struct State {
     priority: u32,
     /// `primary wall ns - local monotonic ns`, from the last RTIME.
     clock: i64,
+    /// The primary asked for an acknowledgement (REPLCONF GETACK).
+    ack_asked: bool,
     sync_full: u64,
     sync_partial_ok: u64,
     sync_partial_err: u64,
@@ -132,8 +139,22 @@ impl State {
         self.backlog.extend(self.scratch.iter().copied());
         self.scratch.clear();
         self.offset += n as u64;
-        let over = self.backlog.len().saturating_sub(self.backlog_size);
+        let mut over = self.backlog.len().saturating_sub(self.backlog_size);
         if over > 0 {
+            // Keep what an attached replica has not been sent yet (its
+            // output buffer, in Redis's terms), up to LIVE_MAX: past that
+            // it is dropped and resyncs.
+            let first = self.first_byte();
+            if let Some(oldest) = self
+                .replicas
+                .iter()
+                .filter(|r| !r.dead.load(Ordering::Relaxed))
+                .map(|r| r.sent.load(Ordering::Relaxed))
+                .min()
+                && self.backlog.len() <= LIVE_MAX
+            {
+                over = over.min(oldest.saturating_sub(first) as usize);
+            }
             self.backlog.drain(..over);
         }
     }
@@ -153,6 +174,9 @@ pub struct Replication {
     pub run_id: String,
     /// Writes are refused (a read-only replica); read on every write.
     refuse: AtomicBool,
+    /// Stream bytes were added since the senders were last woken (see
+    /// [`Replication::kick`]).
+    pending: AtomicBool,
     /// Connections parked in WAIT, and the wakers of their workers.
     parked: AtomicUsize,
     wakers: OnceLock<Vec<Wake>>,
@@ -193,6 +217,7 @@ impl Replication {
                 read_only: true,
                 priority: 100,
                 clock: 0,
+                ack_asked: false,
                 sync_full: 0,
                 sync_partial_ok: 0,
                 sync_partial_err: 0,
@@ -200,6 +225,7 @@ impl Replication {
             cv: Condvar::new(),
             run_id: random_hex40(),
             refuse: AtomicBool::new(false),
+            pending: AtomicBool::new(false),
             parked: AtomicUsize::new(0),
             wakers: OnceLock::new(),
             port,
@@ -258,6 +284,30 @@ impl Replication {
     /// The current offset (what WAIT waits for replicas to reach).
     pub fn offset(&self) -> u64 {
         self.lock().offset
+    }
+
+    /// Wakes the replica senders if the stream grew since the last kick.
+    /// Why not on every write: a worker calls this once per loop turn, so
+    /// a turn's writes reach each replica in one send, as Redis sends once
+    /// per event-loop iteration; the ticker calls it too, for mutations
+    /// made outside the workers.
+    #[inline]
+    pub fn kick(&self) {
+        if self.pending.load(Ordering::Relaxed) && self.pending.swap(false, Ordering::Relaxed) {
+            self.cv.notify_all();
+        }
+    }
+
+    /// Asks every replica to acknowledge its offset now (`REPLCONF GETACK
+    /// *` in the stream, as Redis does for WAIT); otherwise replicas
+    /// acknowledge once a second.
+    pub fn request_acks(&self) {
+        let mut st = self.lock();
+        if st.active && !st.is_replica() && !st.replicas.is_empty() {
+            encode(&mut st.scratch, &[b"REPLCONF", b"GETACK", b"*"]);
+            st.append_scratch();
+            self.pending.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Replicas whose acknowledged offset is at least `target`.
@@ -502,7 +552,7 @@ impl Journal for Replication {
         }
         st.append_scratch();
         drop(st);
-        self.cv.notify_all();
+        self.pending.store(true, Ordering::Relaxed);
     }
 }
 
@@ -547,6 +597,7 @@ impl Replication {
                     ip,
                     port: req.port,
                     ack: AtomicU64::new(0),
+                    sent: AtomicU64::new(u64::MAX),
                     last_ack: AtomicI64::new(monotonic_ns()),
                     online: AtomicBool::new(false),
                     dead: AtomicBool::new(false),
@@ -602,6 +653,7 @@ impl Replication {
             st.replicas.push(link.clone());
             link.online.store(true, Ordering::Relaxed);
             link.ack.store(pos, Ordering::Relaxed);
+            link.sent.store(pos, Ordering::Relaxed);
             drop(st);
             log::line(format_args!(
                 "* Partial resynchronization request from {}:{} accepted. Sending {} bytes of backlog starting from offset {}.",
@@ -617,6 +669,7 @@ impl Replication {
             }
             st.sync_full += 1;
             pos = st.offset;
+            link.sent.store(pos, Ordering::Relaxed);
             let line = format!("+FULLRESYNC {} {} {}\r\n", st.replid, pos, wall_ns());
             st.replicas.push(link.clone());
             drop(st);
@@ -670,7 +723,7 @@ impl Replication {
             if pos < st.first_byte() {
                 drop(st);
                 log::line(format_args!(
-                    "# Replica {}:{} fell behind the backlog (raise --repl-backlog-size); it will resync",
+                    "# Replica {}:{} fell more than the backlog and 256 MiB behind; it will resync",
                     link.ip, link.port
                 ));
                 return Ok(());
@@ -695,6 +748,7 @@ impl Replication {
             if n > 0 {
                 sock.write_all(&buf)?;
                 pos += n as u64;
+                link.sent.store(pos, Ordering::Relaxed);
             }
         }
     }
@@ -1125,11 +1179,13 @@ impl Replication {
                     );
                 }
             }
-            // Acknowledge what was applied: after every batch (so WAIT on
-            // the primary returns as soon as we have the data), and once a
-            // second when idle.
-            let off = self.offset();
-            if off != acked || now - last_ack >= 1_000_000_000 {
+            // Acknowledge what was applied: at once when the primary asks
+            // (a client is in WAIT), right after a sync, and once a second.
+            let (off, asked) = {
+                let mut st = self.lock();
+                (st.offset, std::mem::take(&mut st.ack_asked))
+            };
+            if asked || acked == u64::MAX || now - last_ack >= 1_000_000_000 {
                 let s = off.to_string();
                 let mut req = Vec::new();
                 encode(&mut req, &[b"REPLCONF", b"ACK", s.as_bytes()]);
@@ -1314,6 +1370,8 @@ fn apply(shared: &Shared, st: &mut State, v: &ArgView<'_>, now: i64) -> Result<(
     } else if eq_ic(name, b"RTIME") && v.len() == 2 {
         let t = parse_i64_strict(v.get(1)).ok_or("bad time")?;
         st.clock = t - monotonic_ns();
+    } else if eq_ic(name, b"REPLCONF") && v.len() == 3 && eq_ic(v.get(1), b"GETACK") {
+        st.ack_asked = true;
     } else if eq_ic(name, b"PING") {
     } else {
         return Err("unknown command");
@@ -1479,6 +1537,7 @@ pub fn wait<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) -> Wait
         out.int(have as i64);
         return Wait::Done;
     }
+    repl.request_acks();
     Wait::Park {
         target,
         need: n as usize,

@@ -76,6 +76,9 @@ impl Ticker {
         let mut tick = 0u64;
         while !self.stop.wait(Duration::from_millis(100)) {
             tick += 1;
+            // Stream bytes from outside the workers (cluster drops, SAVE's
+            // neighbours) reach replicas within 100 ms.
+            self.shared.repl.kick();
             let rss = sys::rss() as u64;
             if let Some(limit) = self.maxmemory {
                 let low = rss > limit;

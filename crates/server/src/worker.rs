@@ -245,6 +245,8 @@ impl Worker {
                 }
             }
             self.ran.truncate(kept);
+            // What this turn wrote goes to the replicas in one send each.
+            self.shared.repl.kick();
             // Then all the writes, back to back: a client woken by one
             // reply does not preempt the execution of the next request.
             for i in 0..self.ran.len() {
