@@ -250,7 +250,7 @@ pub struct Session {
     /// `REPLCONF listening-port`, announced by a replica.
     pub listening_port: u16,
     /// What PSYNC asked for, for the server's hand-over.
-    pub psync: Option<repl::Psync>,
+    pub psync: Option<Box<repl::Psync>>,
     /// The server can hand this connection's socket to a replication
     /// thread (plain TCP).
     pub can_hand_off: bool,
@@ -289,6 +289,11 @@ pub enum Action {
     Replica,
     /// WAIT: park until [`Session::blocked`] is settled.
     Block,
+    /// EXEC passed the gates: [`execute`] runs the queue. Never returned
+    /// by [`execute`]; why a variant: `run` handing EXEC back keeps it
+    /// free of recursion, so the compiler still inlines it into
+    /// `execute` on every request's path.
+    Exec,
 }
 
 /// The context of one command execution.
@@ -303,7 +308,7 @@ pub struct Ctx<'a> {
     pub scratch: &'a mut Vec<u8>,
     /// Wakes this connection's worker (pub/sub delivery); `None` where
     /// nothing can be delivered later (Postgres, tests).
-    pub wake: Option<pubsub::Wake>,
+    pub wake: Option<&'a pubsub::Wake>,
 }
 
 /// Passes a reply through, noting whether it was an error (the outcome
@@ -372,11 +377,16 @@ pub fn execute<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) -> A
             inner: out,
             failed: false,
         };
-        let action = run(ctx, cmd, args, &mut track);
+        let mut action = run(ctx, cmd, args, &mut track);
+        if action == Action::Exec {
+            action = exec(ctx, &mut track);
+        }
         (action, track.failed)
     })
 }
 
+/// One command through the gates (auth, lookup, arity, pub/sub mode,
+/// MULTI queueing, cluster routing, read-only replica) to its handler.
 fn run<R: Reply>(ctx: &mut Ctx<'_>, cmd: Option<Cmd>, args: ArgView<'_>, out: &mut R) -> Action {
     use counters::Op;
     let name = args.get(0);
@@ -556,7 +566,7 @@ fn run<R: Reply>(ctx: &mut Ctx<'_>, cmd: Option<Cmd>, args: ArgView<'_>, out: &m
             Some(_) => out.ok(),
             None => out.error(b"ERR DISCARD without MULTI"),
         },
-        Cmd::Exec => return exec(ctx, out),
+        Cmd::Exec => return Action::Exec,
         Cmd::Cluster => cluster::command(ctx, args, out),
         Cmd::Asking | Cmd::Readonly | Cmd::Readwrite => cluster::accept(ctx, out),
         Cmd::Monitor => {

@@ -189,7 +189,7 @@ pub fn subscribe<R: Reply>(
     on: bool,
     out: &mut R,
 ) -> bool {
-    let Some(wake) = ctx.wake.clone() else {
+    let Some(wake) = ctx.wake.cloned() else {
         out.error(b"ERR pub/sub is only available over RESP");
         return false;
     };

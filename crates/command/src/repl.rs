@@ -1456,11 +1456,11 @@ pub fn psync<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) -> boo
         out.error(b"ERR PSYNC is only served over plain TCP connections");
         return false;
     }
-    ctx.session.psync = Some(Psync {
+    ctx.session.psync = Some(Box::new(Psync {
         replid: String::from_utf8_lossy(args.get(1)).into_owned(),
         offset: off,
         port: ctx.session.listening_port,
-    });
+    }));
     true
 }
 

@@ -122,7 +122,7 @@ impl RespSession {
             let action = execute(ctx, args, &mut reply);
             self.resp3 = reply.resp3;
             match action {
-                Action::Continue => {}
+                Action::Continue | Action::Exec => {}
                 Action::Close => return Step::Close,
                 Action::Monitor => return Step::Monitor(at),
                 Action::Mailbox => return Step::Mailbox(at),

@@ -423,6 +423,7 @@ impl Worker {
         let plain = c.io.into_plain();
         match (plain, psync, client) {
             (Some((Stream::Tcp(tcp), pending)), Some(req), Some(client)) => {
+                let req = *req;
                 use std::os::fd::{FromRawFd, IntoRawFd};
                 // SAFETY: the descriptor comes from a mio stream that was
                 // just taken apart, so it is open and owned by nobody else.
@@ -476,7 +477,7 @@ impl Worker {
             now,
             session: &mut c.session,
             scratch: &mut self.scratch,
-            wake: Some(self.wake.clone()),
+            wake: Some(&self.wake),
         };
         while budget > 0 && c.io.runnable() {
             budget -= 1;
