@@ -440,6 +440,22 @@ fn run<R: Reply>(ctx: &mut Ctx<'_>, cmd: Option<Cmd>, args: ArgView<'_>, out: &m
         return Action::Continue;
     }
     if let Some(m) = &mut ctx.session.multi
+        && matches!(
+            cmd,
+            Cmd::Psync
+                | Cmd::Monitor
+                | Cmd::Subscribe
+                | Cmd::Psubscribe
+                | Cmd::Unsubscribe
+                | Cmd::Punsubscribe
+        )
+    {
+        // They change what the connection is; Redis refuses them here too.
+        m.dirty = true;
+        out.error(b"ERR Command not allowed inside a transaction");
+        return Action::Continue;
+    }
+    if let Some(m) = &mut ctx.session.multi
         && !matches!(
             cmd,
             Cmd::Exec | Cmd::Discard | Cmd::Multi | Cmd::Quit | Cmd::Reset

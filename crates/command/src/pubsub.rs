@@ -29,7 +29,17 @@ struct Sub {
     id: u64,
     queue: Queue,
     wake: Wake,
-    resp3: bool,
+    /// The connection's record: its RESP version decides the message
+    /// format at delivery (a HELLO after SUBSCRIBE changes it).
+    client: Option<Arc<crate::clients::ClientInfo>>,
+}
+
+impl Sub {
+    fn resp3(&self) -> bool {
+        self.client
+            .as_ref()
+            .is_some_and(|c| c.resp.load(Ordering::Relaxed) == 3)
+    }
 }
 
 #[derive(Default)]
@@ -81,7 +91,7 @@ impl PubSub {
         if let Some(subs) = reg.channels.get(channel) {
             for s in subs {
                 n += usize::from(deliver(s, |out| {
-                    push_header(out, s.resp3, 3);
+                    push_header(out, s.resp3(), 3);
                     bulk(out, b"message");
                     bulk(out, channel);
                     bulk(out, message);
@@ -91,7 +101,7 @@ impl PubSub {
         for (pat, s) in &reg.patterns {
             if pogocache_store::glob::matches(pat, channel) {
                 n += usize::from(deliver(s, |out| {
-                    push_header(out, s.resp3, 4);
+                    push_header(out, s.resp3(), 4);
                     bulk(out, b"pmessage");
                     bulk(out, pat);
                     bulk(out, channel);
@@ -195,7 +205,7 @@ pub fn subscribe<R: Reply>(
     };
     let id = ctx.session.client.as_ref().map_or(0, |c| c.id);
     let hub = &ctx.shared.pubsub;
-    let resp3 = out.resp3();
+    let client = ctx.session.client.clone();
     let subs = ctx.session.pubsub.get_or_insert_with(|| {
         Box::new(Subscriptions {
             queue: Queue::default(),
@@ -244,7 +254,7 @@ pub fn subscribe<R: Reply>(
                         id,
                         queue: subs.queue.clone(),
                         wake: wake.clone(),
-                        resp3,
+                        client: client.clone(),
                     };
                     if pattern {
                         reg.patterns.push((name.clone(), sub));

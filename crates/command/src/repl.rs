@@ -151,11 +151,16 @@ impl State {
                 .filter(|r| !r.dead.load(Ordering::Relaxed))
                 .map(|r| r.sent.load(Ordering::Relaxed))
                 .min()
-                && self.backlog.len() <= LIVE_MAX
             {
                 over = over.min(oldest.saturating_sub(first) as usize);
             }
+            // Past LIVE_MAX, only replicas that far behind lose their place.
+            over = over.max(self.backlog.len().saturating_sub(LIVE_MAX));
             self.backlog.drain(..over);
+            let keep = self.backlog.len().max(self.backlog_size);
+            if self.backlog.capacity() > 4 * keep && self.backlog.capacity() > 64 << 20 {
+                self.backlog.shrink_to(2 * keep);
+            }
         }
     }
 
@@ -260,10 +265,9 @@ impl Replication {
     }
 
     pub fn set_backlog_size(&self, n: usize) {
-        let mut st = self.lock();
-        st.backlog_size = n.max(16 * 1024);
-        let over = st.backlog.len().saturating_sub(st.backlog_size);
-        st.backlog.drain(..over);
+        // The next append trims to it, keeping what attached replicas have
+        // not been sent yet.
+        self.lock().backlog_size = n.max(16 * 1024);
     }
 
     /// The workers' wakers, for WAIT (set once by the server).
@@ -374,12 +378,19 @@ impl Replication {
         store: &pogocache_store::Store,
         path: &Path,
     ) -> io::Result<pogocache_persist::Stats> {
-        let (replid, offset) = {
+        let (replid, offset, trusted) = {
             let st = self.lock();
-            (st.replid.clone(), st.offset)
+            let syncing = st.upstream.as_ref().is_some_and(|u| u.syncing);
+            (st.replid.clone(), st.offset, !st.need_full && !syncing)
         };
         let stats = pogocache_persist::save(store, path)?;
         let side = side_path(path);
+        if !trusted {
+            // The data does not match any offset (a full sync was under
+            // way): no saved position, so a restart full-syncs.
+            let _ = std::fs::remove_file(&side);
+            return Ok(stats);
+        }
         let mut tmp = side.as_os_str().to_owned();
         tmp.push(".tmp");
         std::fs::write(&tmp, format!("{replid} {offset}\n"))?;
@@ -388,8 +399,13 @@ impl Replication {
     }
 
     /// After a snapshot was loaded at start: take the replication id and
-    /// offset saved with it, if any.
-    pub fn restore_saved(&self, path: &Path) {
+    /// offset saved with it, if any. A replica (`as_replica`) asks its
+    /// primary to continue from them. A primary, as Redis does, starts a
+    /// new history that continues the saved one: a new id, the saved one
+    /// as its second id valid up to the saved offset, and its backlog
+    /// running from there, so a replica exactly at that offset continues
+    /// and one that had more (from before a crash) full-syncs.
+    pub fn restore_saved(&self, path: &Path, store: &pogocache_store::Store, as_replica: bool) {
         let Ok(text) = std::fs::read_to_string(side_path(path)) else {
             return;
         };
@@ -399,8 +415,15 @@ impl Replication {
             && id.bytes().all(|b| b.is_ascii_hexdigit())
         {
             let mut st = self.lock();
-            st.replid = id.to_string();
             st.offset = off;
+            if as_replica {
+                st.replid = id.to_string();
+            } else {
+                st.replid2 = id.to_string();
+                st.second_offset = off as i64 + 1;
+                st.active = true;
+                store.set_journaling(true);
+            }
         }
     }
 
@@ -456,10 +479,18 @@ impl Replication {
             return;
         }
         cut(&mut st);
-        st.upstream = None;
         st.generation += 1;
-        st.replid2 = std::mem::replace(&mut st.replid, random_hex40());
-        st.second_offset = st.offset as i64 + 1;
+        let old = std::mem::replace(&mut st.replid, random_hex40());
+        if st.need_full || st.upstream.as_ref().is_some_and(|u| u.syncing) {
+            // Promoted in the middle of a full sync: the data matches no
+            // offset of the old history, so no one may continue it.
+            st.replid2 = "0".repeat(40);
+            st.second_offset = -1;
+        } else {
+            st.replid2 = old;
+            st.second_offset = st.offset as i64 + 1;
+        }
+        st.upstream = None;
         st.active = true;
         shared.store.set_journaling(true);
         self.refuse.store(false, Ordering::Relaxed);
@@ -820,7 +851,10 @@ fn read_acks(sock: TcpStream, w: &AckWake) {
                         && eq_ic(v.get(1), b"ack")
                         && let Some(o) = parse_i64_strict(v.get(2))
                     {
-                        w.link.ack.store(o.max(0) as u64, Ordering::Relaxed);
+                        // Never past what was produced: a lying replica
+                        // cannot satisfy future WAITs.
+                        let o = (o.max(0) as u64).min(w.repl.offset());
+                        w.link.ack.store(o, Ordering::Relaxed);
                         w.link.last_ack.store(monotonic_ns(), Ordering::Relaxed);
                         w.repl.acks_moved();
                     }
@@ -1010,7 +1044,7 @@ impl Replication {
                         u.syncing = true;
                     }
                 }
-                if let Err(e) = self.load_snapshot(shared, &mut r, generation) {
+                if let Err(e) = self.load_snapshot(shared, &mut r, generation, wall - wall_ns()) {
                     return LinkEnd::Retry(format!(
                         "Failed trying to load the MASTER synchronization DB: {e}"
                     ));
@@ -1080,7 +1114,11 @@ impl Replication {
         shared: &Shared,
         r: &mut BufReader<TcpStream>,
         generation: u64,
+        wall_offset: i64,
     ) -> Result<(), String> {
+        if !self.current(generation) {
+            return Err("replication was reconfigured".into());
+        }
         shared.store.clear();
         let mut body = Patient {
             r,
@@ -1090,14 +1128,8 @@ impl Replication {
             repl: self,
             generation,
         };
-        let (stats, _) = pogocache_persist::load_from(
-            &shared.store,
-            &mut body,
-            Path::new("<primary>"),
-            pogocache_persist::Recovery::Strict,
-            |_| {},
-        )
-        .map_err(|e| e.to_string())?;
+        let stats = pogocache_persist::load_from_primary(&shared.store, &mut body, wall_offset)
+            .map_err(|e| e.to_string())?;
         // Whatever the loader did not read (nothing, for a well-formed
         // snapshot) is skipped so the stream starts in the right place.
         io::copy(&mut body, &mut io::sink()).map_err(|e| e.to_string())?;
@@ -1144,18 +1176,20 @@ impl Replication {
             let now = monotonic_ns();
             if n > 0 {
                 buf.extend_from_slice(&chunk[..n]);
-                let mut st = self.lock();
-                if st.generation != generation {
-                    return LinkEnd::Superseded;
+                {
+                    let mut st = self.lock();
+                    if st.generation != generation {
+                        return LinkEnd::Superseded;
+                    }
+                    if let Some(u) = &mut st.upstream {
+                        u.last_io = now;
+                    }
                 }
-                if let Some(u) = &mut st.upstream {
-                    u.last_io = now;
-                }
-                let at = match apply_frames(shared, &mut st, &buf, &mut args, now) {
+                let at = match apply_frames(self, shared, Some(generation), &buf, &mut args, now) {
                     Ok(at) => at,
-                    Err(why) => {
-                        st.need_full = true;
-                        drop(st);
+                    Err(Stop::Superseded) => return LinkEnd::Superseded,
+                    Err(Stop::Malformed(why)) => {
+                        self.lock().need_full = true;
                         let _ = w.shutdown(Shutdown::Both);
                         return self.ended(
                             generation,
@@ -1165,7 +1199,6 @@ impl Replication {
                         );
                     }
                 };
-                drop(st);
                 self.cv.notify_all();
                 buf.drain(..at);
             } else {
@@ -1239,6 +1272,9 @@ impl Read for Patient<'_> {
             self.left = n;
         }
         let want = buf.len().min(self.left as usize);
+        if !self.repl.current(self.generation) {
+            return Err(io::Error::other("replication was reconfigured"));
+        }
         loop {
             match self.r.read(&mut buf[..want]) {
                 Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
@@ -1302,34 +1338,67 @@ fn read_line(
     }
 }
 
-/// Applies every complete command at the front of `buf` to the store
-/// and appends it to the backlog (the state lock is held, so the two move
-/// together); returns the bytes used. An error leaves what was applied
-/// before it applied.
+/// Why a batch of stream bytes stopped being applied.
+enum Stop {
+    /// REPLICAOF moved on (or shutdown) in the middle.
+    Superseded,
+    Malformed(String),
+}
+
+/// Applies every complete command at the front of `buf` to the store,
+/// then appends it to the backlog; returns the bytes used. The state lock
+/// is taken only to append (and to read the clock), never across a store
+/// call: a writer that saw journaling on just before this server became a
+/// replica may still be waiting for the state lock while it holds a shard
+/// lock. An error leaves what was applied before it applied.
 fn apply_frames(
+    repl: &Replication,
     shared: &Shared,
-    st: &mut State,
+    generation: Option<u64>,
     buf: &[u8],
     args: &mut Args,
     now: i64,
-) -> Result<usize, String> {
+) -> Result<usize, Stop> {
     let mut at = 0;
+    let mut clock = repl.lock().clock;
     loop {
         match resp::parse(&buf[at..], &Limits::DEFAULT, args) {
             Parsed::Complete(len, ()) => {
                 let frame = &buf[at..at + len];
                 let v = args.view(frame);
-                apply(shared, st, &v, now).map_err(str::to_string)?;
+                let effect =
+                    apply(shared, clock, &v, now).map_err(|e| Stop::Malformed(e.into()))?;
+                let mut st = repl.lock();
+                if generation.is_some_and(|g| g != st.generation) {
+                    return Err(Stop::Superseded);
+                }
+                match effect {
+                    Effect::Clock(c) => {
+                        st.clock = c;
+                        clock = c;
+                    }
+                    Effect::AckAsked => st.ack_asked = true,
+                    Effect::Store => {}
+                }
                 st.scratch.extend_from_slice(frame);
                 st.append_scratch();
                 at += len;
             }
             Parsed::Incomplete { .. } => return Ok(at),
             Parsed::Invalid(e) => {
-                return Err(String::from_utf8_lossy(e.message().as_bytes()).into());
+                return Err(Stop::Malformed(
+                    String::from_utf8_lossy(e.message().as_bytes()).into(),
+                ));
             }
         }
     }
+}
+
+/// What applying one stream command changed besides the store.
+enum Effect {
+    Store,
+    Clock(i64),
+    AckAsked,
 }
 
 impl Replication {
@@ -1339,15 +1408,17 @@ impl Replication {
     /// malformed. Why public: the stream fuzz target drives the replica's
     /// parser and store writes with arbitrary bytes through this.
     pub fn replay(&self, shared: &Shared, input: &[u8]) -> Result<usize, String> {
-        let mut st = self.lock();
         let mut args = Args::new();
-        apply_frames(shared, &mut st, input, &mut args, monotonic_ns())
+        apply_frames(self, shared, None, input, &mut args, monotonic_ns()).map_err(|e| match e {
+            Stop::Superseded => "superseded".to_string(),
+            Stop::Malformed(why) => why,
+        })
     }
 }
 
-/// Applies one stream command to the store (the state lock is held, so
-/// the backlog and the store move together).
-fn apply(shared: &Shared, st: &mut State, v: &ArgView<'_>, now: i64) -> Result<(), &'static str> {
+/// Applies one stream command to the store; `clock` is the primary's
+/// wall clock minus ours (from the last RTIME).
+fn apply(shared: &Shared, clock: i64, v: &ArgView<'_>, now: i64) -> Result<Effect, &'static str> {
     let store = &shared.store;
     if v.is_empty() {
         return Err("empty command");
@@ -1359,7 +1430,7 @@ fn apply(shared: &Shared, st: &mut State, v: &ArgView<'_>, now: i64) -> Result<(
             .ok_or("bad flags")?;
         let exp = parse_i64_strict(v.get(4)).ok_or("bad expiry")?;
         let stale = v.get(5) == b"1";
-        let expires = (exp != 0).then(|| exp - st.clock);
+        let expires = (exp != 0).then(|| exp.saturating_sub(clock));
         store
             .restore(v.get(1), v.get(2), flags, expires, stale, now)
             .map_err(|_| "value too large")?;
@@ -1369,14 +1440,14 @@ fn apply(shared: &Shared, st: &mut State, v: &ArgView<'_>, now: i64) -> Result<(
         store.clear();
     } else if eq_ic(name, b"RTIME") && v.len() == 2 {
         let t = parse_i64_strict(v.get(1)).ok_or("bad time")?;
-        st.clock = t - monotonic_ns();
+        return Ok(Effect::Clock(t.saturating_sub(monotonic_ns())));
     } else if eq_ic(name, b"REPLCONF") && v.len() == 3 && eq_ic(v.get(1), b"GETACK") {
-        st.ack_asked = true;
+        return Ok(Effect::AckAsked);
     } else if eq_ic(name, b"PING") {
     } else {
         return Err("unknown command");
     }
-    Ok(())
+    Ok(Effect::Store)
 }
 
 // ---------------------------------------------------------------- commands
@@ -1452,6 +1523,10 @@ pub fn psync<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) -> boo
         out.error(err::INTEGER);
         return false;
     };
+    if ctx.session.pubsub.as_ref().is_some_and(|s| s.count() > 0) {
+        out.error(b"ERR PSYNC is not allowed on a subscribed connection");
+        return false;
+    }
     if !ctx.session.can_hand_off {
         out.error(b"ERR PSYNC is only served over plain TCP connections");
         return false;
@@ -1541,7 +1616,7 @@ pub fn wait<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) -> Wait
     Wait::Park {
         target,
         need: n as usize,
-        deadline: (t > 0).then(|| ctx.now + t * 1_000_000),
+        deadline: (t > 0).then(|| ctx.now.saturating_add(t.saturating_mul(1_000_000))),
     }
 }
 

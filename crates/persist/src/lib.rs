@@ -334,6 +334,46 @@ pub fn load(
 /// fuzz target.
 pub fn load_from(
     store: &Store,
+    r: impl Read,
+    origin: &Path,
+    mode: Recovery,
+    progress: impl FnMut(u64),
+) -> Result<(Stats, Vec<LoadError>), LoadError> {
+    let sink = Sink {
+        store,
+        wall_offset: 0,
+        replica: false,
+    };
+    load_into(&sink, r, origin, mode, progress)
+}
+
+/// Loads a primary's full-sync snapshot into a replica's store (strict):
+/// expiry times are read on the primary's clock (`wall_offset` = primary
+/// wall ns − local wall ns), and entries go in with
+/// [`Store::restore`], which never evicts or refuses, so the replica
+/// mirrors the primary whatever its own memory state.
+pub fn load_from_primary(
+    store: &Store,
+    r: impl Read,
+    wall_offset: i64,
+) -> Result<Stats, LoadError> {
+    let sink = Sink {
+        store,
+        wall_offset,
+        replica: true,
+    };
+    load_into(&sink, r, Path::new("<primary>"), Recovery::Strict, |_| {}).map(|(st, _)| st)
+}
+
+/// Where loaded records go, and how.
+struct Sink<'a> {
+    store: &'a Store,
+    wall_offset: i64,
+    replica: bool,
+}
+
+fn load_into(
+    store: &Sink<'_>,
     mut r: impl Read,
     origin: &Path,
     mode: Recovery,
@@ -432,7 +472,7 @@ pub fn load_from(
 /// after resynchronising on a damaged header).
 #[allow(clippy::too_many_arguments)]
 fn load_rest(
-    store: &Store,
+    store: &Sink<'_>,
     path: &Path,
     mode: Recovery,
     data: Vec<u8>,
@@ -557,13 +597,14 @@ fn decode_block(header: &[u8], payload: &[u8], out: &mut Vec<u8>) -> Result<(), 
     }
 }
 
-fn load_payload(store: &Store, p: &[u8], st: &mut Stats) -> Result<(), &'static str> {
+fn load_payload(sink: &Sink<'_>, p: &[u8], st: &mut Stats) -> Result<(), &'static str> {
+    let store = sink.store;
     let mut pos = 0;
     let unix = get_varint(p, &mut pos).ok_or("bad unix time")?;
     if unix >= 1 << 63 {
         return Err("bad unix time");
     }
-    let wall = clock::wall_ns();
+    let wall = clock::wall_ns().saturating_add(sink.wall_offset);
     let now = clock::monotonic_ns();
     while pos < p.len() {
         if p[pos] != 0 {
@@ -599,6 +640,19 @@ fn load_payload(store: &Store, p: &[u8], st: &mut Stats) -> Result<(), &'static 
             }
             Expiry::At(now.saturating_add(left))
         };
+        if sink.replica {
+            let at = match expiry {
+                Expiry::At(t) => Some(t),
+                _ => None,
+            };
+            if store
+                .restore(key, value, flags as u32, at, false, now)
+                .is_ok()
+            {
+                st.entries += 1;
+            }
+            continue;
+        }
         let opts = SetOptions {
             expiry,
             flags: flags as u32,

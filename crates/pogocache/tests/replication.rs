@@ -626,6 +626,17 @@ fn pubsub_and_transactions() {
         call(&mut t, &cmd(&[b"EXEC"])),
         b"-ERR EXEC without MULTI\r\n"
     );
+    // Commands that change what a connection is are refused inside
+    // MULTI, and the transaction is aborted.
+    assert_eq!(call(&mut t, &cmd(&[b"MULTI"])), b"+OK\r\n");
+    assert_eq!(
+        call(&mut t, &cmd(&[b"SUBSCRIBE", b"x"])),
+        b"-ERR Command not allowed inside a transaction\r\n"
+    );
+    assert_eq!(
+        call(&mut t, &cmd(&[b"EXEC"])),
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
     // WAIT with no replicas answers 0 after its timeout, without holding
     // up the other connections of its worker.
     let mut w = n.connect();
@@ -634,4 +645,37 @@ fn pubsub_and_transactions() {
     let mut reply = [0u8; 4];
     w.read_exact(&mut reply).unwrap();
     assert_eq!(&reply, b":0\r\n");
+}
+
+#[test]
+fn a_restarted_primary_continues_its_replicas_history() {
+    // Saved with its replication id and offset, a primary restarts under a
+    // new id that continues the saved one (Redis's rule): its replica
+    // continues with a partial resync and gets the writes made since.
+    let dir = std::env::temp_dir().join(format!("pogo-repl-p-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("primary.db");
+    let db = db.to_str().unwrap();
+    let pport = reserve();
+    let primary = spawn_node(pport, &["--persist", db]);
+    let r = replica(pport, &[]);
+    let mut s = primary.connect();
+    assert_eq!(call(&mut s, &cmd(&[b"SET", b"before", b"1"])), b"+OK\r\n");
+    assert_eq!(wait_replicas(pport, 1), 1);
+    let old_id = info_field(pport, "replication", "master_replid");
+    stop(primary);
+    let primary = spawn_node(pport, &["--persist", db]);
+    assert_eq!(info_field(pport, "replication", "master_replid2"), old_id);
+    let mut s = primary.connect();
+    assert_eq!(call(&mut s, &cmd(&[b"SET", b"after", b"2"])), b"+OK\r\n");
+    r.wait_log("Partial Resynchronization");
+    assert_eq!(wait_replicas(pport, 1), 1);
+    assert_eq!(info_field(pport, "stats", "sync_partial_ok"), "1");
+    assert_eq!(info_field(pport, "stats", "sync_full"), "0");
+    assert_eq!(contents(r.port), contents(pport));
+    assert_eq!(contents(r.port).len(), 2);
+    drop(r);
+    drop(primary);
+    let _ = std::fs::remove_dir_all(&dir);
 }

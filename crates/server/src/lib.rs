@@ -162,7 +162,9 @@ impl Server {
             persist_startup(&shared, path, config.recover, config.log_startup)?;
             // The replication id and offset saved with the snapshot: a
             // restarted replica continues with a partial resync.
-            shared.repl.restore_saved(path);
+            shared
+                .repl
+                .restore_saved(path, &shared.store, config.replicaof.is_some());
         }
         let unix_path = config.unixsocket.clone();
 

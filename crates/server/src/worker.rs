@@ -322,8 +322,19 @@ impl Worker {
     }
 
     fn deliver_monitor_output(&mut self) {
-        for i in 0..self.monitors.len() {
+        let mut i = 0;
+        while i < self.monitors.len() {
             let idx = self.monitors[i];
+            i += 1;
+            if let Some(Some(c)) = self.conns.get(idx)
+                && c.io.pending_out() > pogocache_command::monitor::QUEUE_MAX
+            {
+                // A MONITOR or pub/sub client that stopped reading: close
+                // it (Redis's output-buffer limit) rather than grow.
+                self.close(idx);
+                i -= 1;
+                continue;
+            }
             if let Some(Some(c)) = self.conns.get_mut(idx)
                 && let Some(q) = c
                     .proto
@@ -394,7 +405,12 @@ impl Worker {
                 continue;
             };
             let have = self.shared.repl.acked(b.target);
-            if have >= b.need || b.deadline.is_some_and(|d| now >= d) {
+            // A server that became a replica answers its WAITs at once
+            // (its replicas were dropped; Redis unblocks them too).
+            if have >= b.need
+                || b.deadline.is_some_and(|d| now >= d)
+                || self.shared.repl.is_replica()
+            {
                 c.session.blocked = None;
                 self.shared.repl.park(false);
                 let out = c.io.out();
@@ -418,6 +434,13 @@ impl Worker {
         };
         let _ = self.poll.registry().deregister(c.io.stream.source());
         self.free.push(idx);
+        if c.proto.monitor().is_some() {
+            self.shared.monitor.unsubscribe(c.id);
+        }
+        if let Some(subs) = &c.session.pubsub {
+            self.shared.pubsub.remove(c.id, subs);
+        }
+        self.monitors.retain(|&m| m != idx);
         let psync = c.session.psync.take();
         let client = c.session.client.clone();
         let plain = c.io.into_plain();

@@ -1300,8 +1300,8 @@ impl Store {
     /// Removes every entry, one shard at a time. Returns how many were
     /// removed. Memory is freed outside the locks.
     pub fn clear(&self) -> usize {
-        if let Some(j) = self.journal() {
-            return self.clear_journaled(j);
+        if let Some(j) = self.journal.get() {
+            return self.clear_journaled(&**j);
         }
         let mut n = 0;
         for i in 0..self.shards.len() {
@@ -1318,14 +1318,18 @@ impl Store {
         n
     }
 
-    /// [`Store::clear`] while journaling: every shard is locked (in index
-    /// order, the only order in which anything holds more than one shard
-    /// lock) before [`Mutation::Clear`] is reported, so no write can land
-    /// in an already-cleared shard ahead of the clear in the journal.
+    /// [`Store::clear`] with a journal installed: every shard is locked
+    /// (in index order, the only order in which anything holds more than
+    /// one shard lock), then, if journaling is on, [`Mutation::Clear`] is
+    /// reported. So no write can land in an already-cleared shard ahead of
+    /// the clear in the journal, and journaling switched on in the middle
+    /// of a clear (a snapshot for a new replica) cannot miss it.
     fn clear_journaled(&self, j: &dyn Journal) -> usize {
         let mut locked: Vec<Locked<'_>> =
             (0..self.shards.len()).map(|i| self.lock_index(i)).collect();
-        j.record(Mutation::Clear);
+        if self.journaling.load(Ordering::SeqCst) {
+            j.record(Mutation::Clear);
+        }
         let mut old = Vec::with_capacity(locked.len());
         for (i, s) in locked.iter_mut().enumerate() {
             s.bytes = 0;
