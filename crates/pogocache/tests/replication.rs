@@ -249,12 +249,14 @@ fn replicas_converge_across_protocols_and_expire_with_the_primary() {
 
     // Expiry on the primary is seen on the replicas: a key that lives
     // 300 ms is there, then gone everywhere.
+    // Timed from before the SET: every server expires the key 300 ms
+    // after it received it, so never sooner than 300 ms from here.
+    let set_at = Instant::now();
     assert_eq!(
         call(&mut s, &cmd(&[b"SET", b"short", b"lived", b"PX", b"300"])),
         b"+OK\r\n"
     );
     assert_eq!(wait_replicas(p, 2), 2);
-    let set_at = Instant::now();
     for r in [&r1, &r2] {
         let mut c = r.connect();
         let got = call(&mut c, &cmd(&[b"GET", b"short"]));
