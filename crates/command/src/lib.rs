@@ -532,25 +532,22 @@ fn run<R: Reply>(ctx: &mut Ctx<'_>, cmd: Option<Cmd>, args: ArgView<'_>, out: &m
         Cmd::Reset => intro::reset(ctx, out),
         Cmd::Wait => match repl::wait(ctx, args, out) {
             repl::Wait::Done => {}
+            // No way to park here (inside EXEC, or a protocol without a
+            // worker-side wait): answer with what is acknowledged now.
+            repl::Wait::Park { target, .. } if ctx.session.in_exec || ctx.wake.is_none() => {
+                out.int(ctx.shared.repl.acked(target) as i64);
+            }
             repl::Wait::Park {
                 target,
                 need,
                 deadline,
             } => {
-                if ctx.session.in_exec || ctx.wake.is_none() {
-                    // No way to park here (inside EXEC, or a protocol
-                    // without a worker-side wait): answer with what is
-                    // acknowledged now.
-                    let _ = (need, deadline);
-                    out.int(ctx.shared.repl.acked(target) as i64);
-                } else {
-                    ctx.session.blocked = Some(Blocked {
-                        target,
-                        need,
-                        deadline,
-                    });
-                    return Action::Block;
-                }
+                ctx.session.blocked = Some(Blocked {
+                    target,
+                    need,
+                    deadline,
+                });
+                return Action::Block;
             }
         },
         Cmd::Replicaof => repl::replicaof(ctx, args, out),
@@ -640,7 +637,11 @@ fn unknown<R: Reply>(ctx: &Ctx<'_>, name: &[u8], out: &mut R) {
 }
 
 /// A memory size as Redis configs write it: bytes, or a number with
-/// `k`/`kb`/`m`/`mb`/`g`/`gb` (k = 1000, kb = 1024, and so on).
+/// `k`/`kb`/`m`/`mb`/`g`/`gb` (k = 1000, kb = 1024, and so on). Why not
+/// `--maxmemory`'s parser: that one keeps Pogocache's own grammar
+/// (fractions, percentages, k = 1024); the replication parameters are
+/// Redis's, set by Redis tools through `CONFIG SET`, so they read as Redis
+/// reads them.
 pub fn parse_memory(v: &[u8]) -> Option<u64> {
     let s = std::str::from_utf8(v).ok()?.to_ascii_lowercase();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());

@@ -16,7 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
-use pogocache_protocol::ArgView;
+use pogocache_protocol::{ArgView, resp};
 
 use crate::monitor::{QUEUE_MAX, Queue};
 use crate::{Ctx, Reply};
@@ -92,9 +92,9 @@ impl PubSub {
             for s in subs {
                 n += usize::from(deliver(s, |out| {
                     push_header(out, s.resp3(), 3);
-                    bulk(out, b"message");
-                    bulk(out, channel);
-                    bulk(out, message);
+                    resp::bulk(out, b"message");
+                    resp::bulk(out, channel);
+                    resp::bulk(out, message);
                 }));
             }
         }
@@ -102,10 +102,10 @@ impl PubSub {
             if pogocache_store::glob::matches(pat, channel) {
                 n += usize::from(deliver(s, |out| {
                     push_header(out, s.resp3(), 4);
-                    bulk(out, b"pmessage");
-                    bulk(out, pat);
-                    bulk(out, channel);
-                    bulk(out, message);
+                    resp::bulk(out, b"pmessage");
+                    resp::bulk(out, pat);
+                    resp::bulk(out, channel);
+                    resp::bulk(out, message);
                 }));
             }
         }
@@ -175,17 +175,11 @@ fn deliver(s: &Sub, f: impl FnOnce(&mut Vec<u8>)) -> bool {
 }
 
 fn push_header(out: &mut Vec<u8>, resp3: bool, n: usize) {
-    out.push(if resp3 { b'>' } else { b'*' });
-    out.extend_from_slice(n.to_string().as_bytes());
-    out.extend_from_slice(b"\r\n");
-}
-
-fn bulk(out: &mut Vec<u8>, b: &[u8]) {
-    out.push(b'$');
-    out.extend_from_slice(b.len().to_string().as_bytes());
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(b);
-    out.extend_from_slice(b"\r\n");
+    if resp3 {
+        resp::push(out, n)
+    } else {
+        resp::array(out, n)
+    }
 }
 
 /// `SUBSCRIBE`, `PSUBSCRIBE`, `UNSUBSCRIBE`, `PUNSUBSCRIBE`: changes this

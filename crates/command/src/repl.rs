@@ -66,8 +66,7 @@ const CHUNK: usize = 1 << 20;
 const READONLY: &[u8] = b"READONLY You can't write against a read only replica.";
 
 /// A replica attached to this server.
-pub struct Downstream {
-    pub id: u64,
+struct Downstream {
     ip: String,
     port: u16,
     /// Offset the replica acknowledged.
@@ -145,13 +144,7 @@ impl State {
             // output buffer, in Redis's terms), up to LIVE_MAX: past that
             // it is dropped and resyncs.
             let first = self.first_byte();
-            if let Some(oldest) = self
-                .replicas
-                .iter()
-                .filter(|r| !r.dead.load(Ordering::Relaxed))
-                .map(|r| r.sent.load(Ordering::Relaxed))
-                .min()
-            {
+            if let Some(oldest) = self.live().map(|r| r.sent.load(Ordering::Relaxed)).min() {
                 over = over.min(oldest.saturating_sub(first) as usize);
             }
             // Past LIVE_MAX, only replicas that far behind lose their place.
@@ -166,6 +159,13 @@ impl State {
 
     fn is_replica(&self) -> bool {
         self.upstream.is_some()
+    }
+
+    /// The attached replicas whose link is still up.
+    fn live(&self) -> impl Iterator<Item = &Arc<Downstream>> {
+        self.replicas
+            .iter()
+            .filter(|r| !r.dead.load(Ordering::Relaxed))
     }
 }
 
@@ -308,7 +308,7 @@ impl Replication {
     pub fn request_acks(&self) {
         let mut st = self.lock();
         if st.active && !st.is_replica() && !st.replicas.is_empty() {
-            encode(&mut st.scratch, &[b"REPLCONF", b"GETACK", b"*"]);
+            resp::request(&mut st.scratch, &[b"REPLCONF", b"GETACK", b"*"]);
             st.append_scratch();
             self.pending.store(true, Ordering::Relaxed);
         }
@@ -359,7 +359,7 @@ impl Replication {
         st.replicas.retain(|r| !r.dead.load(Ordering::Relaxed));
         if st.active && !st.is_replica() && !st.replicas.is_empty() {
             let t = wall_ns().to_string();
-            encode(&mut st.scratch, &[b"RTIME", t.as_bytes()]);
+            resp::request(&mut st.scratch, &[b"RTIME", t.as_bytes()]);
             st.append_scratch();
             self.cv.notify_all();
         }
@@ -531,21 +531,6 @@ fn side_path(path: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// One RESP array of bulk strings.
-fn encode(out: &mut Vec<u8>, parts: &[&[u8]]) {
-    let mut n = itoa::Buffer::new();
-    out.push(b'*');
-    out.extend_from_slice(n.format(parts.len()).as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for p in parts {
-        out.push(b'$');
-        out.extend_from_slice(n.format(p.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(p);
-        out.extend_from_slice(b"\r\n");
-    }
-}
-
 impl Journal for Replication {
     fn record(&self, m: Mutation<'_>) {
         let mut st = self.lock();
@@ -566,7 +551,7 @@ impl Journal for Replication {
                 };
                 let (mut fb, mut eb) = (itoa::Buffer::new(), itoa::Buffer::new());
                 let stale: &[u8] = if stale { b"1" } else { b"0" };
-                encode(
+                resp::request(
                     &mut st.scratch,
                     &[
                         b"RSET",
@@ -578,8 +563,8 @@ impl Journal for Replication {
                     ],
                 );
             }
-            Mutation::Del { key } => encode(&mut st.scratch, &[b"RDEL", key]),
-            Mutation::Clear => encode(&mut st.scratch, &[b"FLUSHALL"]),
+            Mutation::Del { key } => resp::request(&mut st.scratch, &[b"RDEL", key]),
+            Mutation::Clear => resp::request(&mut st.scratch, &[b"FLUSHALL"]),
         }
         st.append_scratch();
         drop(st);
@@ -624,7 +609,6 @@ impl Replication {
                     .unwrap_or_default();
                 client.set_kind(Kind::Replica);
                 let link = Arc::new(Downstream {
-                    id: client.id,
                     ip,
                     port: req.port,
                     ack: AtomicU64::new(0),
@@ -974,7 +958,7 @@ impl Replication {
         let mut r = BufReader::with_capacity(256 * 1024, sock);
         let mut ask = |w: &mut TcpStream, parts: &[&[u8]]| -> Result<String, String> {
             let mut req = Vec::new();
-            encode(&mut req, parts);
+            resp::request(&mut req, parts);
             w.write_all(&req).map_err(|e| e.to_string())?;
             read_line(&mut r, generation, self).map_err(|e| e.to_string())
         };
@@ -1221,7 +1205,7 @@ impl Replication {
             if asked || acked == u64::MAX || now - last_ack >= 1_000_000_000 {
                 let s = off.to_string();
                 let mut req = Vec::new();
-                encode(&mut req, &[b"REPLCONF", b"ACK", s.as_bytes()]);
+                resp::request(&mut req, &[b"REPLCONF", b"ACK", s.as_bytes()]);
                 if let Err(e) = w.write_all(&req) {
                     return self.ended(generation, format!("Connection with master lost: {e}"));
                 }
@@ -1547,11 +1531,7 @@ pub fn role<R: Reply>(ctx: &mut Ctx<'_>, out: &mut R) {
             out.array(3);
             out.bulk(b"master");
             out.int(st.offset as i64);
-            let live: Vec<_> = st
-                .replicas
-                .iter()
-                .filter(|r| !r.dead.load(Ordering::Relaxed))
-                .collect();
+            let live: Vec<_> = st.live().collect();
             out.array(live.len());
             for r in live {
                 out.array(3);
@@ -1589,9 +1569,9 @@ pub enum Wait {
 }
 
 /// `WAIT numreplicas timeout`: counts replicas that acknowledged every
-/// write made so far. Answers at once when enough did (or there are no
-/// replicas to wait for and the timeout is 0 ... as Redis, it then
-/// blocks); otherwise the connection parks.
+/// write made so far. Answers at once when enough did; otherwise asks the
+/// replicas for acknowledgements and the connection parks until enough
+/// arrive or the timeout (0: none, as in Redis) passes.
 pub fn wait<R: Reply>(ctx: &mut Ctx<'_>, args: ArgView<'_>, out: &mut R) -> Wait {
     let (Some(n), Some(t)) = (parse_i64_strict(args.get(1)), parse_i64_strict(args.get(2))) else {
         out.error(err::INTEGER);
@@ -1628,11 +1608,7 @@ pub fn info(repl: &Replication, kv: &mut dyn FnMut(&str, &dyn std::fmt::Display)
     match &st.upstream {
         None => {
             kv("role", &"master");
-            let live: Vec<_> = st
-                .replicas
-                .iter()
-                .filter(|r| !r.dead.load(Ordering::Relaxed))
-                .collect();
+            let live: Vec<_> = st.live().collect();
             kv("connected_slaves", &live.len());
             for (i, r) in live.iter().enumerate() {
                 kv(
@@ -1681,13 +1657,7 @@ pub fn info(repl: &Replication, kv: &mut dyn FnMut(&str, &dyn std::fmt::Display)
             kv("slave_priority", &st.priority);
             kv("slave_read_only", &u8::from(st.read_only));
             kv("replica_announced", &1);
-            kv(
-                "connected_slaves",
-                &st.replicas
-                    .iter()
-                    .filter(|r| !r.dead.load(Ordering::Relaxed))
-                    .count(),
-            );
+            kv("connected_slaves", &st.live().count());
         }
     }
     kv("master_failover_state", &"no-failover");
@@ -1722,11 +1692,7 @@ pub fn metrics(repl: &Replication, out: &mut String) {
         "# HELP pogocache_replication_offset Bytes of replication stream produced (primary) or applied (replica).\n# TYPE pogocache_replication_offset gauge\npogocache_replication_offset {}",
         st.offset
     );
-    let live: Vec<_> = st
-        .replicas
-        .iter()
-        .filter(|r| !r.dead.load(Ordering::Relaxed))
-        .collect();
+    let live: Vec<_> = st.live().collect();
     let _ = writeln!(
         out,
         "# HELP pogocache_replication_connected_replicas Replicas streaming from this server.\n# TYPE pogocache_replication_connected_replicas gauge\npogocache_replication_connected_replicas {}",

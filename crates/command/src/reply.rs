@@ -99,9 +99,7 @@ impl Reply for RespReply<'_> {
     }
     fn push(&mut self, n: usize) {
         if self.resp3 {
-            self.out.push(b'>');
-            self.out.extend_from_slice(n.to_string().as_bytes());
-            self.out.extend_from_slice(b"\r\n");
+            resp::push(self.out, n)
         } else {
             resp::array(self.out, n)
         }

@@ -373,7 +373,7 @@ struct Sink<'a> {
 }
 
 fn load_into(
-    store: &Sink<'_>,
+    sink: &Sink<'_>,
     mut r: impl Read,
     origin: &Path,
     mode: Recovery,
@@ -422,7 +422,7 @@ fn load_into(
         match result {
             Ok(()) => {
                 st.bytes = offset;
-                load_payload(store, &out, &mut st)
+                load_payload(sink, &out, &mut st)
                     .map_err(|why| err(at, LoadErrorKind::BadBlock(why)))?;
             }
             Err(kind) => {
@@ -453,7 +453,7 @@ fn load_into(
                             r.read_to_end(&mut tail)
                                 .map_err(|e| err(offset, LoadErrorKind::Io(e)))?;
                             return load_rest(
-                                store, path, mode, tail, offset, st, skipped, progress,
+                                sink, path, mode, tail, offset, st, skipped, progress,
                             );
                         }
                     }
@@ -472,7 +472,7 @@ fn load_into(
 /// after resynchronising on a damaged header).
 #[allow(clippy::too_many_arguments)]
 fn load_rest(
-    store: &Sink<'_>,
+    sink: &Sink<'_>,
     path: &Path,
     mode: Recovery,
     data: Vec<u8>,
@@ -505,7 +505,7 @@ fn load_rest(
         };
         match result {
             Ok(len) => {
-                load_payload(store, &out, &mut st)
+                load_payload(sink, &out, &mut st)
                     .map_err(|why| err(at, LoadErrorKind::BadBlock(why)))?;
                 pos += len;
             }

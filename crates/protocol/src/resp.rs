@@ -334,6 +334,15 @@ pub fn array(out: &mut Vec<u8>, n: usize) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Appends a RESP3 push header `><n>\r\n` (out-of-band messages:
+/// pub/sub confirmations and deliveries).
+#[inline]
+pub fn push(out: &mut Vec<u8>, n: usize) {
+    out.push(b'>');
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
 // ---------------------------------------------------------------- requests
 
 /// Appends a request as a client sends it: an array of bulk strings

@@ -4,8 +4,9 @@
 //! fairness), the three-step loop turn, MONITOR subscription and
 //! delivery, pub/sub delivery, connections parked in WAIT (answered when
 //! replicas acknowledge or the deadline passes), handing a connection
-//! that sent PSYNC to a replication thread, CLIENT KILL. Does not own: accepting (the acceptor hands
-//! sockets over through [`WorkerHandle`]), sockets, buffers and TLS
+//! that sent PSYNC to a replication thread, CLIENT KILL. Does not own:
+//! accepting (the acceptor hands sockets over through [`WorkerHandle`]),
+//! sockets, buffers and TLS
 //! ([`crate::transport`]), or what the bytes mean (the connection's
 //! [`Protocol`], which parses and runs requests through the command
 //! table).
@@ -46,12 +47,6 @@ const WAKER: Token = Token(usize::MAX);
 /// An accepted connection on its way to a worker: stream, peer address,
 /// came in on `--tlsport`, client id.
 type Handoff = (Stream, String, bool, u64);
-
-#[derive(Clone, Copy)]
-enum StreamKind {
-    Tcp,
-    Unix,
-}
 
 /// How the acceptor (and MONITOR feeds) reach a worker.
 #[derive(Clone)]
@@ -273,10 +268,7 @@ impl Worker {
     fn take_new_connections(&mut self) {
         let new = std::mem::take(&mut *self.handle.inbox.lock().unwrap_or_else(|e| e.into_inner()));
         for (mut stream, addr, tls_port, id) in new {
-            let stream_kind = match &stream {
-                Stream::Tcp(_) => StreamKind::Tcp,
-                Stream::Unix(_) => StreamKind::Unix,
-            };
+            let plain_tcp = !tls_port && matches!(stream, Stream::Tcp(_));
             let idx = self.free.pop().unwrap_or_else(|| {
                 self.conns.push(None);
                 self.conns.len() - 1
@@ -312,7 +304,7 @@ impl Worker {
                     authed: self.shared.settings.auth.is_empty(),
                     addr,
                     client: Some(client),
-                    can_hand_off: !tls_port && matches!(stream_kind, StreamKind::Tcp),
+                    can_hand_off: plain_tcp,
                     ..Default::default()
                 },
                 scheduled: false,
@@ -351,23 +343,32 @@ impl Worker {
     }
 
     fn close(&mut self, idx: usize) {
-        if let Some(mut c) = self.conns.get_mut(idx).and_then(|c| c.take()) {
-            let _ = self.poll.registry().deregister(c.io.stream.source());
-            if c.proto.monitor().is_some() {
-                self.shared.monitor.unsubscribe(c.id);
-            }
-            if let Some(subs) = &c.session.pubsub {
-                self.shared.pubsub.remove(c.id, subs);
-            }
-            self.monitors.retain(|&m| m != idx);
-            if c.session.blocked.is_some() {
-                self.shared.repl.park(false);
-                self.parked.retain(|&p| p != idx);
-            }
+        if let Some(c) = self.detach(idx) {
             self.shared.conns.curr.fetch_sub(1, Relaxed);
             self.shared.clients.remove(c.id);
-            self.free.push(idx);
         }
+    }
+
+    /// Takes connection `idx` out of this worker: its slot, its poll
+    /// registration, its MONITOR and pub/sub subscriptions and a WAIT it
+    /// was parked in. What stays is the socket and the client record
+    /// (closed with it, or handed to a replication thread).
+    fn detach(&mut self, idx: usize) -> Option<Conn> {
+        let mut c = self.conns.get_mut(idx).and_then(|c| c.take())?;
+        let _ = self.poll.registry().deregister(c.io.stream.source());
+        if c.proto.monitor().is_some() {
+            self.shared.monitor.unsubscribe(c.id);
+        }
+        if let Some(subs) = &c.session.pubsub {
+            self.shared.pubsub.remove(c.id, subs);
+        }
+        self.monitors.retain(|&m| m != idx);
+        if c.session.blocked.is_some() {
+            self.shared.repl.park(false);
+            self.parked.retain(|&p| p != idx);
+        }
+        self.free.push(idx);
+        Some(c)
     }
 
     /// Closes the connections CLIENT KILL marked (output is dropped, as
@@ -393,6 +394,9 @@ impl Worker {
     /// Answers the WAITs whose replicas have acknowledged enough, or whose
     /// deadline passed, and lets their connections run again.
     fn settle_waits(&mut self, now: i64) {
+        // A server that became a replica answers its WAITs at once (its
+        // replicas were dropped; Redis unblocks them too).
+        let replica = self.shared.repl.is_replica();
         let mut i = 0;
         while i < self.parked.len() {
             let idx = self.parked[i];
@@ -405,18 +409,10 @@ impl Worker {
                 continue;
             };
             let have = self.shared.repl.acked(b.target);
-            // A server that became a replica answers its WAITs at once
-            // (its replicas were dropped; Redis unblocks them too).
-            if have >= b.need
-                || b.deadline.is_some_and(|d| now >= d)
-                || self.shared.repl.is_replica()
-            {
+            if have >= b.need || b.deadline.is_some_and(|d| now >= d) || replica {
                 c.session.blocked = None;
                 self.shared.repl.park(false);
-                let out = c.io.out();
-                out.push(b':');
-                out.extend_from_slice(have.to_string().as_bytes());
-                out.extend_from_slice(b"\r\n");
+                pogocache_protocol::resp::int(c.io.out(), have as i64);
                 self.parked.swap_remove(i);
                 self.schedule(idx);
             } else {
@@ -429,18 +425,9 @@ impl Worker {
     /// slot is freed here, the thread owns the socket (and the client
     /// record, and the connection count) from now on.
     fn hand_off(&mut self, idx: usize) {
-        let Some(mut c) = self.conns.get_mut(idx).and_then(|c| c.take()) else {
+        let Some(mut c) = self.detach(idx) else {
             return;
         };
-        let _ = self.poll.registry().deregister(c.io.stream.source());
-        self.free.push(idx);
-        if c.proto.monitor().is_some() {
-            self.shared.monitor.unsubscribe(c.id);
-        }
-        if let Some(subs) = &c.session.pubsub {
-            self.shared.pubsub.remove(c.id, subs);
-        }
-        self.monitors.retain(|&m| m != idx);
         let psync = c.session.psync.take();
         let client = c.session.client.clone();
         let plain = c.io.into_plain();
