@@ -134,6 +134,32 @@ def memtier_sizes(value):
     return ["-d", value]
 
 
+def idle_rss(srv, name, proto, threads, n):
+    """RSS per idle connection: open `n` connections, have each answer one
+    request (so the server has sniffed its protocol and set it up as any
+    client's), and divide the RSS growth by `n`. The connections are
+    closed before the measured runs."""
+    ping = b"PING\r\n" if proto == "resp" else b"version\r\n"
+    before = rss_bytes(srv.proc.pid)
+    socks = []
+    try:
+        for _ in range(n):
+            c = socket.create_connection(("127.0.0.1", srv.port))
+            socks.append(c)
+        for c in socks:
+            c.sendall(ping)
+        for c in socks:
+            c.settimeout(30)
+            if not c.recv(64):
+                raise RuntimeError(f"{name} closed an idle connection")
+        after = rss_bytes(srv.proc.pid)
+    finally:
+        for c in socks:
+            c.close()
+    return {"server": name, "proto": proto, "server_threads": threads, "conns": n,
+            "rss_before": before, "rss_after": after, "bytes_per_conn": (after - before) / n}
+
+
 def portable(d):
     """A copy of a settings or server record without this machine's paths:
     executables by name, files under the repository relative to it."""
@@ -177,6 +203,14 @@ def main():
     ap.add_argument("--ratio", default="1:10", help="set:get")
     ap.add_argument("--keys", type=int, default=100000)
     ap.add_argument("--value", default="100")
+    ap.add_argument("--zipf", default="0",
+                    help="Zipf exponents of the measured key choice, a comma list; "
+                         "0 is uniform (default)")
+    ap.add_argument("--label", default="",
+                    help="name of this workload, stored in every run and summary row")
+    ap.add_argument("--idle-conns", type=int, default=0,
+                    help="also open this many idle connections per server and "
+                         "record RSS per idle connection (0 skips it)")
     ap.add_argument("--rss-items", type=int, default=1000000,
                     help="items for the RSS-per-item load (0 skips it)")
     ap.add_argument("--loadgen", default=os.path.join(ROOT, "target/release/loadgen"))
@@ -198,6 +232,12 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     ints = lambda s: [int(x) for x in s.split(",") if x]
     runs = []
+    loads = []
+    idle = []
+    zipfs = [float(x) for x in args.zipf.split(",") if x]
+    zipf_loadgen = lambda z: ["--zipf", str(z)] if z else []
+    zipf_memtier = lambda z: (["--key-pattern=Z:Z", f"--key-zipf-exp={z}"] if z
+                              else ["--key-pattern=R:R"])
 
     print(f"# {len(servers)} servers, {args.reps} interleaved reps of {args.duration}s, "
           f"{args.ratio} set:get, {args.keys} keys, {args.value} B values, "
@@ -215,6 +255,7 @@ def main():
                 for s in group:
                     srv = Server(s, threads, cpus)
                     live.append(srv)
+                    rss0 = rss_bytes(srv.proc.pid)
                     if "loadgen" in clients:
                         loadgen(args, srv.port, proto,
                                 ["--prefill", "--load-only", "--keys", str(args.keys),
@@ -225,8 +266,15 @@ def main():
                                  "--key-pattern=P:P", "--key-minimum=1",
                                  f"--key-maximum={args.keys}", f"--requests={args.keys}"]
                                 + memtier_sizes(args.value.split("-")[-1]), client_cpu)
-                for client, pipeline, conns, rep in (
-                        (c, p, n, r) for c in clients for p in ints(args.pipeline)
+                    rss1 = rss_bytes(srv.proc.pid)
+                    loads.append({"server": s["name"], "proto": proto, "server_threads": threads,
+                                  "keys": args.keys, "rss_before": rss0, "rss_after": rss1,
+                                  "bytes_per_item": (rss1 - rss0) / args.keys})
+                    if args.idle_conns:
+                        idle.append(idle_rss(srv, s["name"], proto, threads, args.idle_conns))
+                for client, zipf, pipeline, conns, rep in (
+                        (c, z, p, n, r) for c in clients for z in zipfs
+                        for p in ints(args.pipeline)
                         for n in ints(args.conns) for r in range(args.reps)):
                             order = live if rep % 2 == 0 else list(reversed(live))
                             for srv in order:
@@ -236,11 +284,12 @@ def main():
                                         "--json", "--threads", "1", "--conns", str(conns),
                                         "--pipeline", str(pipeline), "--ratio", args.ratio,
                                         "--keys", str(args.keys), "--value", args.value,
-                                        "--duration", str(args.duration)], client_cpu)
+                                        "--duration", str(args.duration)] + zipf_loadgen(zipf),
+                                        client_cpu)
                                 else:
                                     r = memtier(args, srv.port, proto, [
                                         "-c", str(conns), f"--pipeline={pipeline}",
-                                        f"--ratio={args.ratio}", "--key-pattern=R:R",
+                                        f"--ratio={args.ratio}"] + zipf_memtier(zipf) + [
                                         "--key-minimum=1", f"--key-maximum={args.keys}",
                                         f"--test-time={max(1, round(args.duration))}"]
                                         + memtier_sizes(args.value), client_cpu)
@@ -250,11 +299,13 @@ def main():
                                 cpu = user + system
                                 mreq = r["requests"] / 1e6
                                 r.update(server=srv.spec["name"], proto=proto, client=client,
+                                         label=args.label, zipf=zipf, keys=args.keys,
+                                         value=args.value,
                                          server_threads=threads, rep=rep, cpu_s=cpu,
                                          cpu_s_per_m=cpu / mreq, user_s_per_m=user / mreq,
                                          sys_s_per_m=system / mreq)
                                 runs.append(r)
-                                print(f"  {srv.spec['name']:<14} {proto:<8} {client:<7} t{threads} "
+                                print(f"  {srv.spec['name']:<14} {proto:<8} {client:<7} z{zipf:g} t{threads} "
                                       f"P{pipeline:<3} c{conns:<4} rep{rep} "
                                       f"{r['ops_per_sec']:>10.0f} req/s  p99 {r['p99_us']:>8.1f}us  "
                                       f"cpu {r['cpu_s_per_m']:.3f}s/M  err {r['errors']}",
@@ -282,8 +333,9 @@ def main():
 
     # Medians per configuration, ratios against the first server.
     keyf = lambda r: (r["proto"], r["server_threads"], r["pipeline"], r["conns"],
-                      r.get("client", "loadgen"))
-    configs = sorted({keyf(r) for r in runs}, key=lambda k: (k[4], k[0], k[1], k[2], k[3]))
+                      r.get("client", "loadgen"), r.get("zipf") or 0)
+    configs = sorted({keyf(r) for r in runs},
+                     key=lambda k: (k[4], k[5], k[0], k[1], k[2], k[3]))
     summary = []
     for cfg in configs:
         base = None
@@ -302,6 +354,8 @@ def main():
                 "user_s_per_m": statistics.median(r["user_s_per_m"] for r in rs),
                 "sys_s_per_m": statistics.median(r["sys_s_per_m"] for r in rs),
                 "errors": sum(r["errors"] for r in rs),
+                "label": args.label, "zipf": cfg[5], "keys": args.keys,
+                "value": args.value,
             }
             if base is None:
                 base, base_runs = m, {r["rep"]: r for r in rs}
@@ -324,11 +378,11 @@ def main():
     print()
     print(f"Medians of {args.reps} runs; ratio columns are medians of per-repetition {first} ÷ that row's server "
           f"(throughput > 1: {first} is faster; p99 and CPU < 1: {first} is lower).")
-    print(f"{'client':<8}{'proto':<9}{'thr':>3}{'pipe':>5}{'conns':>6}  {'server':<14}"
+    print(f"{'client':<8}{'zipf':<5}{'proto':<9}{'thr':>3}{'pipe':>5}{'conns':>6}  {'server':<14}"
           f"{'req/s':>11}{'ratio':>7}{'p99 us':>9}{'ratio':>7}{'cpu s/M':>9}{'ratio':>7}"
           f"{'user s/M':>9}{'ratio':>7}{'err':>5}")
     for m in summary:
-        print(f"{m['client']:<8}{m['proto']:<9}{m['server_threads']:>3}{m['pipeline']:>5}"
+        print(f"{m['client']:<8}{m['zipf']:<5g}{m['proto']:<9}{m['server_threads']:>3}{m['pipeline']:>5}"
               f"{m['conns']:>6}  "
               f"{m['server']:<14}{m['ops_per_sec']:>11.0f}{m['ops_ratio']:>7.2f}"
               f"{m['p99_us']:>9.0f}{m['p99_ratio']:>7.2f}{m['cpu_s_per_m']:>9.3f}"
@@ -347,7 +401,7 @@ def main():
     result = {
         "machine": {"cpus": ncpu, "kernel": os.uname().release},
         "settings": portable(vars(args)), "servers": [portable(s) for s in servers],
-        "runs": runs, "summary": summary, "rss": rss,
+        "runs": runs, "summary": summary, "rss": rss, "loads": loads, "idle": idle,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     path = os.path.join(args.out, "summary.json")

@@ -20,10 +20,6 @@ fn pair(tls_port: bool) -> (Transport, StdUnix) {
     (Transport::new(stream, tls_port), peer)
 }
 
-fn probe() -> Vec<u8> {
-    vec![0; READ_CHUNK]
-}
-
 /// Everything the peer can read now.
 fn drain(peer: &mut StdUnix) -> Vec<u8> {
     let mut got = Vec::new();
@@ -41,7 +37,7 @@ fn drain(peer: &mut StdUnix) -> Vec<u8> {
 #[test]
 fn an_idle_connection_owns_no_buffer_until_bytes_arrive() {
     let (mut t, mut peer) = pair(false);
-    let mut p = probe();
+    let mut p = Buffers::default();
     assert_eq!(t.fill(&mut p, None), Ok(false));
     assert!(t.input().is_empty());
     assert_eq!(t.inbuf.capacity(), 0);
@@ -50,19 +46,69 @@ fn an_idle_connection_owns_no_buffer_until_bytes_arrive() {
     peer.write_all(b"PING\r\n").unwrap();
     assert_eq!(t.fill(&mut p, None), Ok(false));
     assert_eq!(t.input(), b"PING\r\n");
-    assert_eq!(t.inbuf.len(), READ_CHUNK);
+    // Just what came: a fresh buffer is not zeroed ahead of use.
+    assert_eq!(t.inbuf.len(), 6);
     assert!(t.runnable());
 
     t.consume(6);
-    t.settle_input();
+    t.settle_input(&mut p);
     assert!(t.input().is_empty());
     assert_eq!((t.start, t.end), (0, 0));
 }
 
 #[test]
+fn a_connection_with_nothing_buffered_holds_no_buffers() {
+    let (mut t, mut peer) = pair(false);
+    let mut p = Buffers::default();
+    peer.write_all(b"PING\r\n").unwrap();
+    t.fill(&mut p, None).unwrap();
+    t.consume(6);
+    t.settle_input(&mut p);
+    // Ran: the input buffer is a spare now, a full initialised chunk.
+    assert_eq!(t.inbuf.capacity(), 0);
+    assert_eq!(p.ins.len(), 1);
+    assert_eq!(p.ins[0].len(), READ_CHUNK);
+
+    // A reply large enough to be worth keeping goes back once written.
+    t.ready_output(&mut p);
+    t.out().extend_from_slice(&[b'x'; 2000]);
+    assert_eq!(t.flush(&mut p, None, false), Ok(Flushed::Idle));
+    assert_eq!(drain(&mut peer).len(), 2000);
+    assert_eq!(t.out.capacity(), 0);
+    assert_eq!(p.outs.len(), 1);
+
+    // The next request reads straight into the spare, and its reply
+    // reuses the spare output buffer.
+    peer.write_all(b"GET k\r\n").unwrap();
+    t.fill(&mut p, None).unwrap();
+    assert_eq!(t.input(), b"GET k\r\n");
+    assert_eq!((t.inbuf.len(), p.ins.len()), (READ_CHUNK, 0));
+    t.ready_output(&mut p);
+    assert!(t.out.capacity() >= 2000);
+    assert!(p.outs.is_empty());
+
+    // A partial request keeps its buffer: the rest is still to come.
+    t.consume(4);
+    t.settle_input(&mut p);
+    assert_eq!(t.input(), b"k\r\n");
+    assert_eq!((t.inbuf.len(), p.ins.len()), (READ_CHUNK, 0));
+
+    // Spares are bounded: buffers beyond SPARES are freed.
+    let mut many = Buffers::default();
+    for _ in 0..SPARES + 10 {
+        let (mut t, mut peer) = pair(false);
+        peer.write_all(b"PING\r\n").unwrap();
+        t.fill(&mut Buffers::default(), None).unwrap();
+        t.consume(6);
+        t.settle_input(&mut many);
+    }
+    assert_eq!(many.ins.len(), SPARES);
+}
+
+#[test]
 fn growth_follows_received_bytes_not_declared_lengths() {
     let (mut t, mut peer) = pair(false);
-    let mut p = probe();
+    let mut p = Buffers::default();
     // A client declares a 512 MiB value and sends 16 bytes of it.
     peer.write_all(b"*2\r\n$3\r\nGET\r\n$536").unwrap();
     t.fill(&mut p, None).unwrap();
@@ -97,7 +143,7 @@ fn growth_follows_received_bytes_not_declared_lengths() {
 #[test]
 fn end_of_stream_closes_once_the_reply_is_written() {
     let (mut t, mut peer) = pair(false);
-    let mut p = probe();
+    let mut p = Buffers::default();
     peer.write_all(b"GET k").unwrap();
     peer.shutdown(std::net::Shutdown::Write).unwrap();
     t.fill(&mut p, None).unwrap();
@@ -106,14 +152,14 @@ fn end_of_stream_closes_once_the_reply_is_written() {
     // The rest of the request can never come.
     t.need(7);
     t.out().extend_from_slice(b"bye");
-    assert_eq!(t.flush(None, false), Ok(Flushed::Done));
+    assert_eq!(t.flush(&mut p, None, false), Ok(Flushed::Done));
     assert_eq!(drain(&mut peer), b"bye");
 }
 
 #[test]
 fn close_after_flush_stops_reading_and_running() {
     let (mut t, mut peer) = pair(false);
-    let mut p = probe();
+    let mut p = Buffers::default();
     peer.write_all(b"QUIT\r\n").unwrap();
     t.fill(&mut p, None).unwrap();
     t.out().extend_from_slice(b"+OK\r\n");
@@ -122,14 +168,14 @@ fn close_after_flush_stops_reading_and_running() {
     peer.write_all(b"PING\r\n").unwrap();
     t.fill(&mut p, None).unwrap();
     assert_eq!(t.input(), b"QUIT\r\n");
-    assert_eq!(t.flush(None, false), Ok(Flushed::Done));
+    assert_eq!(t.flush(&mut p, None, false), Ok(Flushed::Done));
     assert_eq!(drain(&mut peer), b"+OK\r\n");
 }
 
 #[test]
 fn output_backpressure_holds_requests_until_the_client_reads() {
     let (mut t, mut peer) = pair(false);
-    let mut p = probe();
+    let mut p = Buffers::default();
     let reply: Vec<u8> = (0..4 * OUT_HIGH as u32).map(|i| (i % 253) as u8).collect();
     t.out().extend_from_slice(&reply);
     peer.write_all(b"PING\r\n").unwrap();
@@ -137,13 +183,13 @@ fn output_backpressure_holds_requests_until_the_client_reads() {
     // With over OUT_HIGH pending the request is not even read; the socket
     // takes only part of 4 MiB and the rest waits.
     assert!(t.input().is_empty());
-    assert_eq!(t.flush(None, false), Ok(Flushed::Idle));
+    assert_eq!(t.flush(&mut p, None, false), Ok(Flushed::Idle));
     assert!(t.pending_out() > OUT_HIGH);
     assert!(!t.runnable());
     let mut got = Vec::new();
     while t.pending_out() > 0 {
         got.extend_from_slice(&drain(&mut peer));
-        t.flush(None, false).unwrap();
+        t.flush(&mut p, None, false).unwrap();
     }
     got.extend_from_slice(&drain(&mut peer));
     assert_eq!(got.len(), reply.len());
@@ -197,7 +243,7 @@ fn handshake_and_send(
     client: &mut rustls::ClientConnection,
     msg: &[u8],
 ) -> Vec<u8> {
-    let mut p = probe();
+    let mut p = Buffers::default();
     client.writer().write_all(msg).unwrap();
     // Each round moves every pending flight one way and back; a TLS 1.3
     // handshake needs two.
@@ -206,7 +252,7 @@ fn handshake_and_send(
             client.write_tls(peer).unwrap();
         }
         t.fill(&mut p, Some(server)).unwrap();
-        t.flush(Some(server), false).unwrap();
+        t.flush(&mut p, Some(server), false).unwrap();
         let flight = drain(peer);
         if !flight.is_empty() {
             client.read_tls(&mut &flight[..]).unwrap();
@@ -234,7 +280,7 @@ fn the_tls_port_starts_tls_on_a_client_hello() {
     // Replies are encrypted on the way out.
     t.consume(6);
     t.out().extend_from_slice(b"+PONG\r\n");
-    assert_eq!(t.flush(Some(&server), false), Ok(Flushed::Idle));
+    assert_eq!(t.flush(&mut Buffers::default(), Some(&server), false), Ok(Flushed::Idle));
     let wire = drain(&mut peer);
     assert!(!wire.windows(4).any(|w| w == b"PONG"));
     client.read_tls(&mut &wire[..]).unwrap();
@@ -248,12 +294,12 @@ fn the_tls_port_starts_tls_on_a_client_hello() {
 fn a_postgres_ssl_request_gets_s_then_tls() {
     let (server, client_config) = tls_configs();
     let (mut t, mut peer) = pair(true);
-    let mut p = probe();
+    let mut p = Buffers::default();
     peer.write_all(b"\x00\x00\x00\x08\x04\xd2\x16\x2f").unwrap();
     t.fill(&mut p, Some(&server)).unwrap();
     // Nothing runs until the `S` is out and TLS is on.
     assert!(!t.runnable());
-    assert_eq!(t.flush(Some(&server), false), Ok(Flushed::Again));
+    assert_eq!(t.flush(&mut p, Some(&server), false), Ok(Flushed::Again));
     assert_eq!(drain(&mut peer), b"S");
     let mut client =
         rustls::ClientConnection::new(client_config, ServerName::try_from("localhost").unwrap())
@@ -266,7 +312,7 @@ fn a_postgres_ssl_request_gets_s_then_tls() {
 #[test]
 fn the_tls_port_refuses_plain_text_and_a_missing_configuration() {
     let (server, _) = tls_configs();
-    let mut p = probe();
+    let mut p = Buffers::default();
     let (mut t, mut peer) = pair(true);
     peer.write_all(b"PING\r\n").unwrap();
     assert_eq!(t.fill(&mut p, Some(&server)), Err(Broken));

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""BENCHMARKS.md's tables and chart for how cost grows with the work.
+
+Owns: merging the per-row `summary.json` files that scripts/bench-scale.sh
+writes (one scripts/bench.py run per workload) into one JSON, printing the
+Markdown tables BENCHMARKS.md quotes from it, and drawing the chart of CPU
+per request (ours ÷ each server) per workload. Does not own: measuring
+(scripts/bench.py) or choosing the workloads (scripts/bench-scale.sh).
+
+    python3 scripts/bench-scale-report.py target/bench-scale docs/bench/scale.json \\
+        [--chart docs/bench/scale.png]
+    python3 scripts/bench-scale-report.py docs/bench/scale.json   # tables only
+
+The first argument is either the directory of row results (merged into the
+second argument) or an already merged JSON. The chart needs matplotlib.
+"""
+
+import argparse
+import json
+import os
+
+PROTO = {"resp": "RESP", "memcache": "Memcache"}
+ROWS = ["base", "keys10m", "v16k", "v256k", "conns5k", "conns20k"]
+TITLE = {
+    "base": "100,000 keys, 100 B values, 50 connections",
+    "keys10m": "10,000,000 keys, 100 B values, 50 connections",
+    "v16k": "16 KiB values (20,000 keys), 50 connections",
+    "v256k": "256 KiB values (2,000 keys), 50 connections",
+    "conns5k": "5,000 connections, 100,000 keys, 100 B values",
+    "conns20k": "19,500 connections, 100,000 keys, 100 B values",
+}
+
+
+def merge(src):
+    rows = {}
+    for name in sorted(os.listdir(src)):
+        path = os.path.join(src, name, "summary.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                d = json.load(f)
+            d.pop("runs", None)  # per-rep records stay in the row's own file
+            rows[name] = d
+    return {"rows": rows}
+
+
+def dist(z):
+    return "uniform" if not z else f"Zipf({z:g})"
+
+
+def tables(d):
+    rows = d["rows"]
+    for name in [r for r in ROWS if r in rows] + [r for r in rows if r not in ROWS]:
+        row = rows[name]
+        base = row["servers"][0]["name"]
+        order = {s["name"]: i for i, s in enumerate(row["servers"])}
+        print(f"### {TITLE.get(name, name)}\n")
+        print("Ratios are pogocache-rs ÷ that server in the same run; below 1 means "
+              "ours is lower.\n")
+        print("| client | proto | pipeline | keys | server | req/s | p99 µs | p99 ratio "
+              "| CPU s / M req | CPU ratio | user s / M | user ratio |")
+        print("|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        sel = sorted(row["summary"], key=lambda r: (
+            r["client"] != "memtier", r["proto"] != "resp", r["pipeline"], r.get("zipf") or 0,
+            order[r["server"]]))
+        for r in sel:
+            ours = r["server"] == base
+            name_ = f"**{r['server']}**" if ours else r["server"]
+            ratio = lambda k: "" if ours else f"{r[k]:.2f}"
+            print(f"| {r['client']} | {PROTO[r['proto']]} | {r['pipeline']} "
+                  f"| {dist(r.get('zipf'))} | {name_} | {r['ops_per_sec']:,.0f} "
+                  f"| {r['p99_us']:,.0f} | {ratio('p99_ratio')} | {r['cpu_s_per_m']:.3f} "
+                  f"| {ratio('cpu_ratio')} | {r['user_s_per_m']:.3f} | {ratio('user_ratio')} |")
+        if row.get("loads") and name == "keys10m":
+            print(f"\nRSS per item after loading {row['loads'][0]['keys']:,} keys "
+                  "(memtier, pipeline 64; growth ÷ keys):\n")
+            print("| proto | server | RSS after load | bytes per item | ours ÷ this |")
+            print("|---|---|---:|---:|---:|")
+            for proto in ("resp", "memcache"):
+                ls = [x for x in row["loads"] if x["proto"] == proto]
+                if not ls:
+                    continue
+                ours = ls[0]["bytes_per_item"]
+                for x in ls:
+                    o = x["server"] == base
+                    print(f"| {PROTO[proto]} | {'**' + x['server'] + '**' if o else x['server']} "
+                          f"| {x['rss_after'] / 2**20:,.0f} MiB | {x['bytes_per_item']:.1f} "
+                          f"| {'' if o else f'{ours / x['bytes_per_item']:.2f}'} |")
+        if row.get("idle"):
+            print(f"\nRSS per idle connection ({row['idle'][0]['conns']:,} connections, "
+                  "each answered once, growth ÷ connections):\n")
+            print("| proto | server | bytes per connection | ours ÷ this |")
+            print("|---|---|---:|---:|")
+            for proto in ("resp", "memcache"):
+                ls = [x for x in row["idle"] if x["proto"] == proto]
+                if not ls:
+                    continue
+                ours = ls[0]["bytes_per_conn"]
+                for x in ls:
+                    o = x["server"] == base
+                    r_ = "" if o or not x["bytes_per_conn"] else f"{ours / x['bytes_per_conn']:.2f}"
+                    print(f"| {PROTO[proto]} | {'**' + x['server'] + '**' if o else x['server']} "
+                          f"| {x['bytes_per_conn']:,.0f} | {r_} |")
+        print()
+
+
+def chart(d, dst):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
+    for ax, proto in zip(axes, ("resp", "memcache")):
+        labels, series = [], {}
+        for name in [r for r in ROWS if r in d["rows"]]:
+            row = d["rows"][name]
+            base = row["servers"][0]["name"]
+            for r in row["summary"]:
+                if r["proto"] != proto or r["client"] != "memtier" or r["server"] == base:
+                    continue
+                lab = f"{name}\nP{r['pipeline']} {dist(r.get('zipf'))}"
+                if lab not in labels:
+                    labels.append(lab)
+                series.setdefault(r["server"], {})[lab] = r["cpu_ratio"]
+        width = 0.8 / max(1, len(series))
+        for i, (srv, vals) in enumerate(series.items()):
+            xs = [j + i * width for j, lab in enumerate(labels) if lab in vals]
+            ys = [vals[lab] for lab in labels if lab in vals]
+            ax.bar(xs, ys, width, label=srv)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(labels))])
+        ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
+        ax.set_title(f"{PROTO[proto]}: server CPU per request, pogocache-rs ÷ server (memtier)")
+        ax.set_ylabel("ratio (below 1: ours costs less)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(dst, dpi=110)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("src", help="directory of row results, or a merged JSON")
+    ap.add_argument("dst", nargs="?", help="merged JSON to write (with a directory src)")
+    ap.add_argument("--chart", help="PNG to draw")
+    a = ap.parse_args()
+    if os.path.isdir(a.src):
+        d = merge(a.src)
+        if a.dst:
+            with open(a.dst, "w") as f:
+                json.dump(d, f, indent=1)
+    else:
+        with open(a.src) as f:
+            d = json.load(f)
+    tables(d)
+    if a.chart:
+        chart(d, a.chart)
+
+
+if __name__ == "__main__":
+    main()
