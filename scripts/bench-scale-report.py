@@ -82,9 +82,10 @@ def tables(d):
                 ours = ls[0]["bytes_per_item"]
                 for x in ls:
                     o = x["server"] == base
-                    print(f"| {PROTO[proto]} | {'**' + x['server'] + '**' if o else x['server']} "
-                          f"| {x['rss_after'] / 2**20:,.0f} MiB | {x['bytes_per_item']:.1f} "
-                          f"| {'' if o else f'{ours / x['bytes_per_item']:.2f}'} |")
+                    r_ = "" if o or not x["bytes_per_item"] else f"{ours / x['bytes_per_item']:.2f}"
+                    name_ = f"**{x['server']}**" if o else x["server"]
+                    print(f"| {PROTO[proto]} | {name_} | {x['rss_after'] / 2**20:,.0f} MiB "
+                          f"| {x['bytes_per_item']:.1f} | {r_} |")
         if row.get("idle"):
             print(f"\nRSS per idle connection ({row['idle'][0]['conns']:,} connections, "
                   "each answered once, growth ÷ connections):\n")
@@ -98,8 +99,8 @@ def tables(d):
                 for x in ls:
                     o = x["server"] == base
                     r_ = "" if o or not x["bytes_per_conn"] else f"{ours / x['bytes_per_conn']:.2f}"
-                    print(f"| {PROTO[proto]} | {'**' + x['server'] + '**' if o else x['server']} "
-                          f"| {x['bytes_per_conn']:,.0f} | {r_} |")
+                    name_ = f"**{x['server']}**" if o else x["server"]
+                    print(f"| {PROTO[proto]} | {name_} | {x['bytes_per_conn']:,.0f} | {r_} |")
         print()
 
 

@@ -80,11 +80,11 @@ impl McSession {
         Step::Consumed(at)
     }
 
-    /// See [`crate::conn::Protocol::prefetch`].
+    /// See [`crate::conn::Protocol::prefetch`]. Only the key is looked
+    /// for, not the request parsed: [`McSession::step`] parses it right
+    /// after, and a wrong guess costs one wasted prefetch.
     pub fn prefetch(&mut self, store: &Store, input: &[u8]) {
-        if let mc::Parsed::Complete(_, r) = mc::parse(input, &Limits::DEFAULT)
-            && let Some(k) = r.first_key()
-        {
+        if let Some(k) = mc::peek_key(input) {
             store.prefetch(k);
         }
     }

@@ -3,7 +3,8 @@
 //! Owns: reading into the input buffer (allocated only once bytes arrive,
 //! compacted and grown by what was actually received), writing the output
 //! buffer, handing drained buffers back to the worker's [`Buffers`] (so an
-//! idle connection holds no buffer), end of stream, "close once
+//! idle connection holds no buffer; buffers grown for large values stay
+//! until the worker finds the connection idle), end of stream, "close once
 //! written", the TLS port's sniff (a ClientHello starts TLS; a Postgres
 //! SSLRequest is answered `S` first) and the upgrade after that `S`.
 //! Does not own: what the bytes mean (the connection's
@@ -163,13 +164,15 @@ impl Transport {
             if self.inbuf.is_empty() {
                 // No buffer and no spare: read into the worker's, so a
                 // connection that has nothing to say costs no buffer.
-                // A new buffer holds just what came (no zeroing); it is
-                // grown to a full chunk only if it must take more.
+                // A new buffer holds just what came (no zeroing, and a
+                // burst of thousands of small requests does not leave
+                // thousands of freed 16 KiB blocks behind); it grows to a
+                // full chunk only if it must take more.
                 let probe = &mut bufs.probe;
                 match self.stream.read(probe) {
                     Ok(0) => self.eof = true,
                     Ok(n) => {
-                        let mut b = Vec::with_capacity(READ_CHUNK.max(n));
+                        let mut b = Vec::with_capacity(n);
                         b.extend_from_slice(&probe[..n]);
                         self.inbuf = b;
                         self.end = n;
@@ -354,6 +357,22 @@ impl Transport {
         }
     }
 
+    /// Frees buffers grown past the spare sizes for large requests or
+    /// replies, if nothing is pending in them. The worker calls this for
+    /// connections that ran nothing for a second, so a client that once
+    /// sent a 256 KiB value does not keep half a megabyte while idle.
+    pub fn release_grown(&mut self) {
+        if self.start == self.end && self.inbuf.len() > READ_CHUNK {
+            self.inbuf = Vec::new();
+            self.start = 0;
+            self.end = 0;
+        }
+        if self.pending_out() == 0 && self.out.capacity() > OUT_SPARE_MAX {
+            self.out = Vec::new();
+            self.wpos = 0;
+        }
+    }
+
     /// Before requests run: a connection whose output buffer was handed
     /// back takes a spare, so replies don't grow a buffer from nothing.
     #[inline]
@@ -401,14 +420,19 @@ impl Transport {
             self.out.clear();
             self.wpos = 0;
             let cap = self.out.capacity();
-            if cap >= OUT_SPARE_MIN {
-                // Written out: the buffer goes back to the spares (or is
-                // freed), so an idle connection keeps no reply buffer.
+            if (OUT_SPARE_MIN..=OUT_SPARE_MAX).contains(&cap) {
+                // Written out: the buffer goes back to the spares, so an
+                // idle connection keeps no reply buffer.
                 let b = std::mem::take(&mut self.out);
-                if cap <= OUT_SPARE_MAX && bufs.outs.len() < SPARES {
+                if bufs.outs.len() < SPARES {
                     bufs.outs.push(b);
                 }
+            } else if cap > SHRINK_OVER {
+                self.out = Vec::new();
             }
+            // A buffer grown for large replies stays while the connection
+            // is busy (regrowing it for every 256 KiB value cost a copy
+            // per doubling): see `release_grown`.
         }
         let buffered = self.end - self.start;
         if drained && (self.closing || (self.eof && buffered < self.need.max(1))) {

@@ -75,6 +75,8 @@ struct Conn {
     proto: Protocol,
     session: Session,
     scheduled: bool,
+    /// The idle sweep this connection last ran requests in.
+    active: u64,
 }
 
 /// What the read and execute steps of a visit left for the next step.
@@ -112,7 +114,15 @@ pub struct Worker {
     parked: Vec<usize>,
     /// Wakes this worker (pub/sub delivery, WAIT acknowledgements).
     wake: Wake,
+    /// Counts idle sweeps; a connection records the sweep it last ran in.
+    epoch: u64,
+    /// When the last idle sweep ran (store clock).
+    swept: i64,
 }
+
+/// How often connections that ran nothing since the last sweep give up
+/// buffers grown for large values.
+const SWEEP_NS: i64 = 1_000_000_000;
 
 impl Worker {
     pub fn new(
@@ -148,6 +158,8 @@ impl Worker {
             ran: Vec::new(),
             parked: Vec::new(),
             wake,
+            epoch: 0,
+            swept: pogocache_store::clock::monotonic_ns(),
         })
     }
 
@@ -168,6 +180,9 @@ impl Worker {
             } else if !self.parked.is_empty() {
                 // A WAIT's deadline: look again at least this often.
                 Some(std::time::Duration::from_millis(10))
+            } else if self.free.len() < self.conns.len() {
+                // Connections may hold grown buffers: sweep while idle.
+                Some(std::time::Duration::from_nanos(SWEEP_NS as u64))
             } else {
                 None
             };
@@ -256,7 +271,22 @@ impl Worker {
                 }
             }
             self.ran.clear();
+            if now - self.swept >= SWEEP_NS {
+                self.sweep(now);
+            }
         }
+    }
+
+    /// Connections that ran nothing since the last sweep free buffers
+    /// grown for large values (see [`Transport::release_grown`]).
+    fn sweep(&mut self, now: i64) {
+        for c in self.conns.iter_mut().flatten() {
+            if c.active != self.epoch {
+                c.io.release_grown();
+            }
+        }
+        self.epoch += 1;
+        self.swept = now;
     }
 
     fn schedule(&mut self, idx: usize) {
@@ -311,6 +341,7 @@ impl Worker {
                     ..Default::default()
                 },
                 scheduled: false,
+                active: self.epoch,
             }));
             self.schedule(idx);
         }
@@ -484,6 +515,7 @@ impl Worker {
             return Ran::Again(false);
         }
         let mut budget = BUDGET;
+        c.active = self.epoch;
         c.io.ready_output(&mut self.bufs);
         let mut ctx = Ctx {
             shared: &self.shared,

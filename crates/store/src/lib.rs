@@ -527,9 +527,14 @@ impl Store {
         self.hasher.hash_one(key)
     }
 
+    /// The shard of a hash: its high 32 bits scaled onto the shard count
+    /// by a multiply and a shift (uniform for any count, and no 64-bit
+    /// division, which cost ~40 cycles three times a request: the
+    /// prefetch, the entry prefetch and the lookup). Buckets use the low
+    /// 32 bits, so the two choices stay independent.
     #[inline]
     fn shard_of(&self, hash: u64) -> usize {
-        ((hash >> 32) % self.nshards) as usize
+        (((hash >> 32) * self.nshards) >> 32) as usize
     }
 
     #[inline]

@@ -230,3 +230,81 @@ mod props {
         }
     }
 }
+
+/// The word-at-a-time tokenizer against the obvious byte loop: the same
+/// tokens, the same count and the same verdict on control bytes, for
+/// lines of every length around the 8-byte word boundaries, made of
+/// spaces, key bytes, control bytes, DEL and high bytes.
+mod word_scan {
+    use proptest::prelude::*;
+
+    fn reference(line: &[u8]) -> (Vec<&[u8]>, bool) {
+        let line = line.strip_suffix(b" ").unwrap_or(line);
+        if line.is_empty() {
+            return (Vec::new(), true);
+        }
+        let clean = line.iter().all(|&b| b >= 0x20 && b != 0x7f);
+        (line.split(|&b| b == b' ').collect(), clean)
+    }
+
+    fn byte() -> impl Strategy<Value = u8> {
+        prop_oneof![
+            4 => Just(b' '),
+            8 => b'a'..=b'z',
+            1 => 0u8..0x20,
+            1 => Just(0x7fu8),
+            1 => 0x80u8..=0xff,
+            1 => Just(0x20u8 + 1),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+        #[test]
+        fn tokens_match_the_byte_loop(line in proptest::collection::vec(byte(), 0..40)) {
+            let mut t: [&[u8]; 8] = [&[]; 8];
+            let (n, clean) = super::tokens(&line, &mut t);
+            let (want, want_clean) = reference(&line);
+            prop_assert_eq!(n, want.len());
+            prop_assert_eq!(clean, want_clean);
+            for (got, want) in t.iter().zip(&want) {
+                prop_assert_eq!(got, want);
+            }
+        }
+
+        #[test]
+        fn peek_key_is_the_second_token_of_a_line(
+            verb in "[a-z]{1,6}", key in "[!-~]{1,40}", rest in "( [0-9]{1,3}){0,3}",
+        ) {
+            let line = format!("{verb} {key}{rest}\r\nget other\r\n");
+            prop_assert_eq!(super::peek_key(line.as_bytes()), Some(key.as_bytes()));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+        #[test]
+        fn newline_is_memchr(buf in proptest::collection::vec(
+            prop_oneof![8 => b'a'..=b'z', 1 => Just(b'\n'), 1 => any::<u8>()], 0..80)) {
+            prop_assert_eq!(super::newline(&buf), memchr::memchr(b'\n', &buf));
+        }
+
+        #[test]
+        fn keys_iterate_as_a_split_on_spaces(line in proptest::collection::vec(
+            prop_oneof![4 => Just(b' '), 8 => b'a'..=b'z'], 0..40)) {
+            let want: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+            let got: Vec<&[u8]> = super::Keys::new(&line).iter().collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn peek_key_gives_nothing_without_a_key() {
+        assert_eq!(super::peek_key(b"version\r\n"), None);
+        assert_eq!(super::peek_key(b"get \r\n"), None);
+        assert_eq!(super::peek_key(b"get"), None);
+        assert_eq!(super::peek_key(b"get abc"), None);
+        let long = [b"get ".as_slice(), &[b'k'; 400], b"\r\n"].concat();
+        assert_eq!(super::peek_key(&long), None);
+    }
+}

@@ -280,7 +280,10 @@ fn the_tls_port_starts_tls_on_a_client_hello() {
     // Replies are encrypted on the way out.
     t.consume(6);
     t.out().extend_from_slice(b"+PONG\r\n");
-    assert_eq!(t.flush(&mut Buffers::default(), Some(&server), false), Ok(Flushed::Idle));
+    assert_eq!(
+        t.flush(&mut Buffers::default(), Some(&server), false),
+        Ok(Flushed::Idle)
+    );
     let wire = drain(&mut peer);
     assert!(!wire.windows(4).any(|w| w == b"PONG"));
     client.read_tls(&mut &wire[..]).unwrap();
@@ -327,4 +330,45 @@ fn the_tls_port_refuses_plain_text_and_a_missing_configuration() {
     peer.shutdown(std::net::Shutdown::Write).unwrap();
     t.fill(&mut p, Some(&server)).unwrap_or(false);
     assert_eq!(t.fill(&mut p, Some(&server)), Err(Broken));
+}
+
+#[test]
+fn buffers_grown_for_large_values_stay_until_released() {
+    let (mut t, mut peer) = pair(false);
+    let mut p = Buffers::default();
+    // A 256 KiB request and reply: both buffers grow past the spare sizes.
+    let big = vec![b'v'; 256 * 1024];
+    let mut sent = 0;
+    while t.input().len() < big.len() {
+        match peer.write(&big[sent..]) {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => panic!("peer write: {e}"),
+        }
+        t.fill(&mut p, None).unwrap();
+    }
+    t.consume(big.len());
+    t.settle_input(&mut p);
+    t.out().extend_from_slice(&big);
+    while t.pending_out() > 0 {
+        t.flush(&mut p, None, false).unwrap();
+        drain(&mut peer);
+    }
+    // Kept while the connection is busy: the next large value reuses them.
+    assert!(t.inbuf.len() >= big.len());
+    assert!(t.out.capacity() >= big.len());
+    assert!(p.ins.is_empty() && p.outs.is_empty());
+
+    // Released once the worker finds the connection idle.
+    t.release_grown();
+    assert_eq!((t.inbuf.capacity(), t.out.capacity()), (0, 0));
+
+    // Nothing is released while input is pending.
+    peer.write_all(&big[..40_000]).unwrap();
+    t.fill(&mut p, None).unwrap();
+    assert!(t.inbuf.len() > READ_CHUNK);
+    let pending = t.input().len();
+    assert!(pending > 0);
+    t.release_grown();
+    assert_eq!(t.input().len(), pending);
 }
