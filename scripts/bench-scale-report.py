@@ -43,6 +43,11 @@ def merge(src):
     return {"rows": rows}
 
 
+def hits(r):
+    """memtier's GET hit ratio (loadgen does not report one)."""
+    return f"{r['hit_ratio']:.2f}" if r.get("hit_ratio") else "–"
+
+
 def dist(z):
     return "uniform" if not z else f"Zipf({z:g})"
 
@@ -56,9 +61,9 @@ def tables(d):
         print(f"### {TITLE.get(name, name)}\n")
         print("Ratios are pogocache-rs ÷ that server in the same run; below 1 means "
               "ours is lower.\n")
-        print("| client | proto | pipeline | keys | server | req/s | p99 µs | p99 ratio "
+        print("| client | proto | pipeline | keys | server | req/s | GET hits | p99 µs | p99 ratio "
               "| CPU s / M req | CPU ratio | user s / M | user ratio |")
-        print("|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         sel = sorted(row["summary"], key=lambda r: (
             r["client"] != "memtier", r["proto"] != "resp", r["pipeline"], r.get("zipf") or 0,
             order[r["server"]]))
@@ -68,6 +73,7 @@ def tables(d):
             ratio = lambda k: "" if ours else f"{r[k]:.2f}"
             print(f"| {r['client']} | {PROTO[r['proto']]} | {r['pipeline']} "
                   f"| {dist(r.get('zipf'))} | {name_} | {r['ops_per_sec']:,.0f} "
+                  f"| {hits(r)} "
                   f"| {r['p99_us']:,.0f} | {ratio('p99_ratio')} | {r['cpu_s_per_m']:.3f} "
                   f"| {ratio('cpu_ratio')} | {r['user_s_per_m']:.3f} | {ratio('user_ratio')} |")
         if row.get("loads") and name == "keys10m":

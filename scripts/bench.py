@@ -124,6 +124,9 @@ def memtier(args, port, proto, extra, cpus):
         "ops_per_sec": t["Ops/sec"], "requests": t["Count"],
         "p50_us": pct.get("p50.00", 0) * 1000, "p99_us": pct.get("p99.00", 0) * 1000,
         "p999_us": pct.get("p99.90", 0) * 1000, "errors": t.get("Connection Errors", 0),
+        # GET hits ÷ GETs: equal work across servers needs equal hits.
+        "hit_ratio": (t.get("Hits/sec", 0) / (t.get("Hits/sec", 0) + t.get("Misses/sec", 0))
+                      if t.get("Hits/sec", 0) + t.get("Misses/sec", 0) else 0),
     }
 
 
@@ -137,8 +140,10 @@ def memtier_sizes(value):
 def idle_rss(srv, name, proto, threads, n):
     """RSS per idle connection: open `n` connections, have each answer one
     request (so the server has sniffed its protocol and set it up as any
-    client's), and divide the RSS growth by `n`. The connections are
-    closed before the measured runs."""
+    client's), leave them idle for two seconds (what a server frees from
+    idle clients, and its allocator returns, is then gone), and divide the
+    RSS growth by `n`. The connections are closed before the measured
+    runs."""
     ping = b"PING\r\n" if proto == "resp" else b"version\r\n"
     before = rss_bytes(srv.proc.pid)
     socks = []
@@ -152,6 +157,7 @@ def idle_rss(srv, name, proto, threads, n):
             c.settimeout(30)
             if not c.recv(64):
                 raise RuntimeError(f"{name} closed an idle connection")
+        time.sleep(2)
         after = rss_bytes(srv.proc.pid)
     finally:
         for c in socks:
@@ -308,7 +314,8 @@ def main():
                                 print(f"  {srv.spec['name']:<14} {proto:<8} {client:<7} z{zipf:g} t{threads} "
                                       f"P{pipeline:<3} c{conns:<4} rep{rep} "
                                       f"{r['ops_per_sec']:>10.0f} req/s  p99 {r['p99_us']:>8.1f}us  "
-                                      f"cpu {r['cpu_s_per_m']:.3f}s/M  err {r['errors']}",
+                                      f"cpu {r['cpu_s_per_m']:.3f}s/M  hits {r.get('hit_ratio', 0):.2f}  "
+                                      f"err {r['errors']}",
                                       flush=True)
             finally:
                 for srv in live:
@@ -354,6 +361,7 @@ def main():
                 "user_s_per_m": statistics.median(r["user_s_per_m"] for r in rs),
                 "sys_s_per_m": statistics.median(r["sys_s_per_m"] for r in rs),
                 "errors": sum(r["errors"] for r in rs),
+                "hit_ratio": statistics.median(r.get("hit_ratio", 0) for r in rs),
                 "label": args.label, "zipf": cfg[5], "keys": args.keys,
                 "value": args.value,
             }

@@ -30,8 +30,10 @@ pub struct RespSession {
     /// and closes on anything else.
     monitor: Option<Queue>,
     /// Parse results of the requests of one window, reused so the steady
-    /// state allocates nothing.
-    args: [Args; WINDOW],
+    /// state allocates nothing. Boxed, so that a connection slot (which
+    /// holds any protocol's session inline) stays small for memcache and
+    /// HTTP clients: 450 bytes less per idle connection.
+    args: Box<[Args; WINDOW]>,
     /// Length of the request at the front of the input, when it is
     /// already parsed into `args[0]` (by [`RespSession::prefetch`], or
     /// carried over from the previous window); 0 when not.
@@ -43,7 +45,7 @@ impl Default for RespSession {
         RespSession {
             resp3: false,
             monitor: None,
-            args: std::array::from_fn(|_| Args::new()),
+            args: Box::new(std::array::from_fn(|_| Args::new())),
             front: 0,
         }
     }
