@@ -20,9 +20,11 @@ import json
 import os
 
 PROTO = {"resp": "RESP", "memcache": "Memcache"}
-ROWS = ["base", "keys10m", "v16k", "v256k", "conns5k", "conns20k"]
+ROWS = ["base", "confirm", "keys10m", "v16k", "v256k", "conns5k", "conns20k"]
 TITLE = {
     "base": "100,000 keys, 100 B values, 50 connections",
+    "confirm": "Memcache, pipeline 16, 100,000 keys, 100 B values, 50 connections: "
+               "a repeat of the goal row (7 repetitions)",
     "keys10m": "10,000,000 keys, 100 B values, 50 connections",
     "v16k": "16 KiB values (20,000 keys), 50 connections",
     "v256k": "256 KiB values (2,000 keys), 50 connections",

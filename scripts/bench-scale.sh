@@ -3,7 +3,7 @@
 # Pogocache on libc malloc, Redis and Memcached, one workload at a time.
 #
 #   scripts/bench-scale.sh --pogocache PATH [--pogocache-libc PATH] \
-#       [--memtier PATH] [--rows base,keys10m,v16k,v256k,conns5k,conns20k] \
+#       [--memtier PATH] [--rows base,confirm,keys10m,v16k,v256k,conns5k,conns20k] \
 #       [--reps N] [--duration S] [--out DIR]
 #
 # PATH are Pogocache binaries you built by hand from its source (the
@@ -15,6 +15,8 @@
 # and repetitions interleaved, so each ratio is a same-run ratio:
 #   base      100,000 keys, 100 B, 50 conns, pipeline 1 and 16, uniform and
 #             Zipf(0.99) keys, loadgen and memtier (the headline table)
+#   confirm   the Memcache pipeline-16 goal row again, ours and Pogocache's
+#             release build only (use --reps 7)
 #   keys10m   10,000,000 keys, 100 B: RSS per item after the load, then GETs
 #             spread over the whole key space (uniform) and Zipf(0.99)
 #   v16k      16 KiB values, pipeline 1 and 16
@@ -70,6 +72,10 @@ row() {
 for r in ${rows//,/ }; do
     case "$r" in
     base) row base --clients loadgen,memtier --pipeline 1,16 --conns 50 --zipf 0,0.99 ;;
+    confirm)
+        echo "== confirm"
+        python3 scripts/bench.py "${servers[@]:0:4}" "${common[@]}" --label confirm \
+            --out "$out/confirm" --protos memcache --clients memtier --pipeline 16 --conns 50 ;;
     keys10m) row keys10m --clients memtier --pipeline 1,16 --conns 50 --keys 10000000 --zipf 0,0.99 ;;
     v16k) row v16k --clients memtier --pipeline 1,16 --conns 50 --keys 20000 --value 16384 ;;
     v256k) row v256k --clients memtier --pipeline 1 --conns 50 --keys 2000 --value 262144 ;;
