@@ -27,7 +27,7 @@
 //! is 1.14x to 1.25x and a table at the default load factor runs between
 //! 60% and 75% full: 10.7 to 13.3 bytes per item. The home bucket is
 //! `(low 32 bits of the hash × n) >> 32` (a multiply instead of a mask,
-//! uniform for any `n`; the shard uses bits 32.. and the tag the top 16,
+//! uniform for any `n`; the shard uses bits 32..48 and the tag the top 16,
 //! so the three are independent). More steps mean more rehashing while a
 //! table grows (about six moves per item in all, against two when
 //! doubling); `resize` prefetches the keys it is about to rehash so those

@@ -1116,3 +1116,48 @@ fn journal_replayed_in_order_reproduces_the_store() {
     apply(&log);
     assert_eq!(contents(&b, now), want);
 }
+
+/// The shard takes bits 32..48 of the hash only: not the bucket's bits
+/// (0..32) and not the tag's (48..64), so entries of one shard keep tags
+/// that tell them apart, and every shard count up to 65,536 is reached
+/// evenly.
+#[test]
+fn shard_choice_leaves_bucket_and_tag_bits_alone() {
+    for n in [1usize, 3, 7, 4096, 5000, 65536] {
+        let st = Store::new(Config {
+            shards: n,
+            seed: Some(1),
+            ..Config::default()
+        });
+        let mut seen = vec![0u32; n];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let s = st.shard_of(x);
+            assert!(s < n);
+            // Flipping bucket or tag bits never moves the shard.
+            assert_eq!(st.shard_of(x ^ 0xffff_ffff), s);
+            assert_eq!(st.shard_of(x ^ (0xffff << 48)), s);
+            seen[s] += 1;
+        }
+        if n <= 7 {
+            // Even: each shard within 10% of its share.
+            let share = 20_000 / n as u32;
+            assert!(
+                seen.iter().all(|&c| c.abs_diff(share) < share / 10),
+                "{n}: {seen:?}"
+            );
+        }
+    }
+    // Every one of 65,536 shards is a value some hash reaches.
+    let st = Store::new(Config {
+        shards: 65536,
+        seed: Some(1),
+        ..Config::default()
+    });
+    assert_eq!(st.shard_of(0), 0);
+    assert_eq!(st.shard_of(0xffff << 32), 65535);
+    assert_eq!(st.shard_of(0x1234 << 32), 0x1234);
+}
