@@ -123,6 +123,13 @@ impl Transport {
         let mut again = false;
         if !self.eof && !self.closing && self.pending_out() < OUT_HIGH {
             let cap = READ_CAP.max(self.need);
+            if matches!(self.tls, Tls::On(_)) && self.start > 0 {
+                // TLS appends at `end` and grows when full: move the
+                // unprocessed tail to the front first, or a client that
+                // always leaves a partial request behind grows the buffer
+                // with every byte it streams.
+                self.compact();
+            }
             if let Tls::On(t) = &mut self.tls {
                 match tls::pull(
                     t,
@@ -253,14 +260,19 @@ impl Transport {
     /// client merely declared, so `$536870000` followed by silence costs
     /// nothing.
     fn make_room(&mut self) {
+        self.compact();
+        if self.end == self.inbuf.len() {
+            let want = (self.inbuf.len() * 2).max(READ_CHUNK);
+            self.inbuf.resize(want, 0);
+        }
+    }
+
+    /// Moves the unprocessed input to the front of the buffer.
+    fn compact(&mut self) {
         if self.start > 0 {
             self.inbuf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
-        }
-        if self.end == self.inbuf.len() {
-            let want = (self.inbuf.len() * 2).max(READ_CHUNK);
-            self.inbuf.resize(want, 0);
         }
     }
 

@@ -267,6 +267,37 @@ fn handshake_and_send(
 }
 
 #[test]
+fn a_tls_client_that_always_leaves_a_partial_request_keeps_a_small_buffer() {
+    let (server, client_config) = tls_configs();
+    let (mut t, mut peer) = pair(true);
+    let mut client =
+        rustls::ClientConnection::new(client_config, ServerName::try_from("localhost").unwrap())
+            .unwrap();
+    handshake_and_send(&mut t, &mut peer, &server, &mut client, b"PI");
+    let mut p = Buffers::default();
+    // 2 MiB streamed in 1,000-byte writes, each ending mid-request: the
+    // input never drains, so only compaction keeps the buffer small.
+    let chunk: Vec<u8> = b"NG\r\nPI".iter().copied().cycle().take(1000).collect();
+    for _ in 0..2000 {
+        client.writer().write_all(&chunk).unwrap();
+        while client.wants_write() {
+            client.write_tls(&mut peer).unwrap();
+        }
+        t.fill(&mut p, Some(&server)).unwrap();
+        // Run whole requests, but always leave something behind.
+        let len = t.input().len();
+        let keep = match len % 6 {
+            0 => 6,
+            r => r,
+        };
+        t.consume(len - keep);
+        t.settle_input(&mut p);
+        assert!(!t.input().is_empty());
+    }
+    assert!(t.inbuf.len() <= 4 * READ_CHUNK, "grew to {}", t.inbuf.len());
+}
+
+#[test]
 fn the_tls_port_starts_tls_on_a_client_hello() {
     let (server, client_config) = tls_configs();
     let (mut t, mut peer) = pair(true);
