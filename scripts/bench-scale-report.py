@@ -50,6 +50,27 @@ def hits(r):
     return f"{r['hit_ratio']:.2f}" if r.get("hit_ratio") else "–"
 
 
+def memory_table(records, base, extra_head, head, extra, field, fmt):
+    """One row per protocol and server of `records[field]` (bytes), with
+    ours ÷ each server; `extra` adds a column before it."""
+    cols = ["proto", "server"] + ([extra_head] if extra_head else []) + [head, "ours ÷ this"]
+    print("| " + " | ".join(cols) + " |")
+    print("|---|---|" + "---:|" * (len(cols) - 2))
+    for proto in ("resp", "memcache"):
+        ls = [x for x in records if x["proto"] == proto]
+        if not ls:
+            continue
+        ours = ls[0][field]
+        for x in ls:
+            o = x["server"] == base
+            cells = [PROTO[proto], f"**{x['server']}**" if o else x["server"]]
+            if extra:
+                cells.append(extra(x))
+            cells.append(fmt.format(x[field]))
+            cells.append("" if o or not x[field] else f"{ours / x[field]:.2f}")
+            print("| " + " | ".join(cells) + " |")
+
+
 def dist(z):
     return "uniform" if not z else f"Zipf({z:g})"
 
@@ -81,34 +102,14 @@ def tables(d):
         if row.get("loads") and name == "keys10m":
             print(f"\nRSS per item after loading {row['loads'][0]['keys']:,} keys "
                   "(memtier, pipeline 64; growth ÷ keys):\n")
-            print("| proto | server | RSS after load | bytes per item | ours ÷ this |")
-            print("|---|---|---:|---:|---:|")
-            for proto in ("resp", "memcache"):
-                ls = [x for x in row["loads"] if x["proto"] == proto]
-                if not ls:
-                    continue
-                ours = ls[0]["bytes_per_item"]
-                for x in ls:
-                    o = x["server"] == base
-                    r_ = "" if o or not x["bytes_per_item"] else f"{ours / x['bytes_per_item']:.2f}"
-                    name_ = f"**{x['server']}**" if o else x["server"]
-                    print(f"| {PROTO[proto]} | {name_} | {x['rss_after'] / 2**20:,.0f} MiB "
-                          f"| {x['bytes_per_item']:.1f} | {r_} |")
+            memory_table(row["loads"], base, "RSS after load", "bytes per item",
+                         lambda x: f"{x['rss_after'] / 2**20:,.0f} MiB",
+                         "bytes_per_item", "{:.1f}")
         if row.get("idle"):
             print(f"\nRSS per idle connection ({row['idle'][0]['conns']:,} connections, "
                   "each answered once, growth ÷ connections):\n")
-            print("| proto | server | bytes per connection | ours ÷ this |")
-            print("|---|---|---:|---:|")
-            for proto in ("resp", "memcache"):
-                ls = [x for x in row["idle"] if x["proto"] == proto]
-                if not ls:
-                    continue
-                ours = ls[0]["bytes_per_conn"]
-                for x in ls:
-                    o = x["server"] == base
-                    r_ = "" if o or not x["bytes_per_conn"] else f"{ours / x['bytes_per_conn']:.2f}"
-                    name_ = f"**{x['server']}**" if o else x["server"]
-                    print(f"| {PROTO[proto]} | {name_} | {x['bytes_per_conn']:,.0f} | {r_} |")
+            memory_table(row["idle"], base, None, "bytes per connection", None,
+                         "bytes_per_conn", "{:,.0f}")
         print()
 
 

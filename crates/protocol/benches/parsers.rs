@@ -10,8 +10,8 @@
 //!
 //! | bench                  | time/request | requests/s |
 //! |------------------------|-------------:|-----------:|
-//! | memcache_get           |     26.2 ns* |   38.2 M   |
-//! | memcache_set_100B      |     41.3 ns* |   24.2 M   |
+//! | memcache_get           |     26.5 ns* |   37.7 M   |
+//! | memcache_set_100B      |     42.5 ns* |   23.5 M   |
 //! | http_get               |     74.1 ns  |   13.5 M   |
 //! | http_put_100B          |     81.8 ns  |   12.2 M   |
 //! | postgres_simple_query  |     77.3 ns  |   12.9 M   |
@@ -24,7 +24,7 @@
 //! unchanged `sniff_memcache` read 7.3 ns that day against 5.0 ns here.
 //! The like-for-like measure of that change is callgrind's instruction
 //! count for 300,000 pipelined requests through the server: 892M before,
-//! 747M after (BENCHMARKS.md).
+//! 742M after (BENCHMARKS.md).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pogocache_protocol::Limits;

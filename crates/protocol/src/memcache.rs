@@ -272,23 +272,6 @@ fn tokens<'a, const N: usize>(line: &'a [u8], out: &mut [&'a [u8]; N]) -> (usize
     (n, !dirty)
 }
 
-/// The first `\n` of `buf`. Request lines are short: the first 32 bytes
-/// are searched a word at a time, which costs a fraction of a vector
-/// search's setup (hand-written for that reason), the rest with `memchr`.
-#[inline]
-fn newline(buf: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while i + 8 <= buf.len() && i < 32 {
-        let w = u64::from_le_bytes(buf[i..i + 8].try_into().expect("eight bytes"));
-        let m = zero_bytes(w ^ splat(b'\n'));
-        if m != 0 {
-            return Some(i + (m.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    memchr::memchr(b'\n', &buf[i..]).map(|j| i + j)
-}
-
 /// The second token of the first line of `buf` (the key of `get`, `set`,
 /// `mg` ... requests), found without parsing the request, for a prefetch
 /// hint: a wrong guess costs only a wasted prefetch. Looks at most at the
@@ -306,7 +289,7 @@ pub fn peek_key(buf: &[u8]) -> Option<&[u8]> {
 
 /// Parses one request from the front of `buf`.
 pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
-    let Some(nl) = newline(buf) else {
+    let Some(nl) = memchr::memchr(b'\n', buf) else {
         if buf.len() > limits.max_line {
             return Parsed::Invalid(LineTooLong);
         }

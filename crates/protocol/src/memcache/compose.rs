@@ -44,27 +44,17 @@ fn number(out: &mut Vec<u8>, n: impl itoa::Integer) {
 /// `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`: one item of a
 /// `get`/`gets`/`gat`/`gats` reply (`cas` for the `s` forms).
 pub fn value(out: &mut Vec<u8>, key: &[u8], flags: u32, data: &[u8], cas: Option<u64>) {
-    // The numbers part of the line is put together on the stack and
-    // appended at once: fewer appends to `out` on the hottest reply.
-    let mut line = [0u8; 64];
-    let mut at = 0;
-    let mut put = |b: &[u8]| {
-        line[at..at + b.len()].copy_from_slice(b);
-        at += b.len();
-    };
-    put(b" ");
-    put(itoa::Buffer::new().format(flags).as_bytes());
-    put(b" ");
-    put(itoa::Buffer::new().format(data.len()).as_bytes());
-    if let Some(cas) = cas {
-        put(b" ");
-        put(itoa::Buffer::new().format(cas).as_bytes());
-    }
-    put(b"\r\n");
-    out.reserve(6 + key.len() + at + data.len() + 2);
     out.extend_from_slice(b"VALUE ");
     out.extend_from_slice(key);
-    out.extend_from_slice(&line[..at]);
+    out.push(b' ');
+    number(out, flags);
+    out.push(b' ');
+    number(out, data.len());
+    if let Some(cas) = cas {
+        out.push(b' ');
+        number(out, cas);
+    }
+    out.extend_from_slice(b"\r\n");
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
 }

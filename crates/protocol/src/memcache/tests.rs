@@ -284,12 +284,6 @@ mod word_scan {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(20_000))]
         #[test]
-        fn newline_is_memchr(buf in proptest::collection::vec(
-            prop_oneof![8 => b'a'..=b'z', 1 => Just(b'\n'), 1 => any::<u8>()], 0..80)) {
-            prop_assert_eq!(super::newline(&buf), memchr::memchr(b'\n', &buf));
-        }
-
-        #[test]
         fn keys_iterate_as_a_split_on_spaces(line in proptest::collection::vec(
             prop_oneof![4 => Just(b' '), 8 => b'a'..=b'z'], 0..40)) {
             let want: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
