@@ -9,8 +9,9 @@
 //!
 //! ```text
 //! 0       bits    u8    which optional fields follow, whether the value
-//!                       length is long, and the meta protocol's stale /
-//!                       win-claimed marks
+//!                       length is long, the meta protocol's stale /
+//!                       win-claimed marks, and whether it was read since
+//!                       written (eviction's hit mark)
 //! 1       klen    u8    key length (0xFF: see the long-key field)
 //! 2..6    access  u32   last access, whole seconds on the store clock
 //! 6..8    vlen    u16   value length (6..10, u32, for values of 64 KiB
@@ -53,6 +54,10 @@ pub(crate) const STALE: u8 = 16;
 pub(crate) const WON: u8 = 32;
 /// The value length is a u32 (values of 64 KiB and more).
 const LONG_VAL: u8 = 64;
+/// Read at least once since it was written, or since eviction last
+/// demoted it (see `Shard::evict_one` in `lib.rs`). Eviction takes
+/// entries without it first.
+pub(crate) const HIT: u8 = 128;
 
 /// Offset of the first optional field: past the fixed header.
 #[inline]
@@ -441,6 +446,12 @@ impl<'a> EntryPtr<'a> {
         u32::from_le_bytes(self.read(2))
     }
 
+    /// Read since written (or since eviction last cleared the mark).
+    #[inline]
+    pub fn was_hit(self) -> bool {
+        self.bits() & HIT != 0
+    }
+
     #[inline]
     fn vlen(self) -> usize {
         if self.bits() & LONG_VAL != 0 {
@@ -560,6 +571,27 @@ impl EntryMut {
     #[inline]
     pub fn set_access(&mut self, secs: u32) {
         self.write(2, &secs.to_le_bytes());
+    }
+
+    /// A read: refreshes the last access and sets the hit mark.
+    #[inline]
+    pub fn read_at(&mut self, secs: u32) {
+        self.set_hit();
+        self.set_access(secs);
+    }
+
+    /// Sets the hit mark (a read, or a rebuilt entry keeping its mark).
+    #[inline]
+    pub fn set_hit(&mut self) {
+        let b = self.view().bits() | HIT;
+        self.write(0, &[b]);
+    }
+
+    /// Clears the hit mark (eviction's demotion).
+    #[inline]
+    pub fn clear_hit(&mut self) {
+        let b = self.view().bits() & !HIT;
+        self.write(0, &[b]);
     }
 
     /// Sets expiry and CAS in place. Returns false (changing nothing) when
@@ -719,6 +751,14 @@ mod tests {
         let p = e.into_raw();
         // SAFETY: we own the block and nothing else refers to it.
         let mut m = unsafe { EntryMut::new(p) };
+        m.set_access(42);
+        assert!(!m.view().was_hit(), "a new entry is not hit");
+        m.read_at(43);
+        assert!(m.view().was_hit() && m.view().access() == 43);
+        m.mark(STALE, 0);
+        m.clear_hit();
+        assert!(!m.view().was_hit() && m.view().marks() == STALE);
+        m.mark(0, STALE);
         m.set_access(42);
         assert!(m.set_expiry(0, 8));
         // SAFETY: as above; reclaim ownership once.

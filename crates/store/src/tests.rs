@@ -314,6 +314,67 @@ fn eviction_prefers_dead_then_older() {
 }
 
 #[test]
+fn eviction_keeps_keys_read_since_written() {
+    // 1,000 keys, a fifth of them read once, then a whole turn of the
+    // cache in new keys. By recency alone the read keys (older than
+    // every new key) would all go; the hit mark keeps them.
+    let st = Store::new(Config {
+        shards: 4,
+        seed: Some(9),
+        ..Config::default()
+    });
+    let key = |i: u32| format!("key:{i}").into_bytes();
+    for i in 0..1000 {
+        st.set(&key(i), b"v", &SetOptions::default(), S).unwrap();
+    }
+    for i in 0..200 {
+        assert!(get(&st, &key(i), 2 * S).is_some());
+    }
+    st.set_low_memory(true);
+    for i in 1000..2000 {
+        st.set(&key(i), b"v", &SetOptions::default(), 3 * S)
+            .unwrap();
+    }
+    assert_eq!(st.len(), 1000, "each new key evicts one");
+    let kept = (0..200)
+        .filter(|&i| st.peek(&key(i), 3 * S, |e| e.is_some()))
+        .count();
+    assert!(kept >= 190, "read keys kept: {kept} of 200");
+    let unread = (200..1000)
+        .filter(|&i| st.peek(&key(i), 3 * S, |e| e.is_some()))
+        .count();
+    assert!(unread <= 100, "unread old keys kept: {unread} of 800");
+}
+
+#[test]
+fn eviction_demotes_when_every_candidate_was_read() {
+    // Every key read: candidates all carry the mark, so eviction falls
+    // back to recency and clears the survivors' marks. New keys, read as
+    // they arrive, then displace the old ones instead of being the only
+    // victims.
+    let st = Store::new(Config {
+        shards: 1,
+        seed: Some(4),
+        ..Config::default()
+    });
+    let key = |i: u32| format!("key:{i}").into_bytes();
+    for i in 0..100 {
+        st.set(&key(i), b"v", &SetOptions::default(), S).unwrap();
+        assert!(get(&st, &key(i), S).is_some());
+    }
+    st.set_low_memory(true);
+    for i in 100..300 {
+        let now = (2 + i as i64) * S;
+        st.set(&key(i), b"v", &SetOptions::default(), now).unwrap();
+        assert!(get(&st, &key(i), now).is_some());
+    }
+    let old = (0..100)
+        .filter(|&i| st.peek(&key(i), 400 * S, |e| e.is_some()))
+        .count();
+    assert!(old <= 20, "old keys kept: {old} of 100");
+}
+
+#[test]
 fn max_bytes_budget_bounds_the_store() {
     let st = Store::new(Config {
         shards: 2,
