@@ -1,22 +1,31 @@
 //! The store against a model: a HashMap of key → (value, expiry, flags),
 //! driven by an op sequence decoded from the input (set with NX/XX/TTL/
 //! KEEPTTL/flags, get, delete, expire/persist, append/prepend, read-modify-
-//! write, time steps that land exactly on expiry boundaries, sweep, and a
-//! full SCAN). Every result must match the model. Keys and values
+//! write, time steps that land exactly on expiry boundaries, sweep, a
+//! full SCAN, and an insert under low memory). Every result must match
+//! the model. The low-memory insert evicts an entry the model cannot
+//! predict (reads and their hit marks steer it): the model drops whatever
+//! the store lost, which may be one live key at most (none when a dead
+//! entry was taken or a replacement did not grow) and never the key just
+//! written. Reads go through the CAS path half the time, which rebuilds
+//! an entry without a token and must keep its hit mark. Keys and values
 //! sometimes cross the entry layout's boundaries (keys of 255 bytes and
 //! more, values of 64 KiB and more) and the allocator choices (around
 //! 128 bytes, and 1 MiB, where entries get a mapping of their own).
 #![no_main]
 
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 use libfuzzer_sys::fuzz_target;
 use pogocache_store::{Cond, Config, Expiry, SetOptions, SetOutcome, Side, Store};
 
-/// value, expires (0 = never), flags
-type Model = HashMap<Vec<u8>, (Vec<u8>, i64, u32)>;
+/// value, expires (0 = never), flags. Values are shared (`Rc`) so that
+/// taking the current state of a key before each op copies no bytes: with
+/// 1 MiB values about, copying it made the target five times slower.
+type Model = HashMap<Vec<u8>, (Rc<Vec<u8>>, i64, u32)>;
 
-fn live(m: &Model, k: &[u8], now: i64) -> Option<(Vec<u8>, i64, u32)> {
+fn live(m: &Model, k: &[u8], now: i64) -> Option<(Rc<Vec<u8>>, i64, u32)> {
     m.get(k).filter(|e| e.1 == 0 || e.1 > now).cloned()
 }
 
@@ -41,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
         }
         let arg = it.next().unwrap_or(0);
         let cur = live(&model, &key, now);
-        match op % 9 {
+        match op % 10 {
             0 => {
                 // Mostly short values; now and then one that crosses a
                 // length-field or allocator boundary.
@@ -90,7 +99,7 @@ fuzz_target!(|data: &[u8]| {
                         Expiry::At(t) => t,
                         Expiry::Keep => cur.as_ref().map(|c| c.1).unwrap_or(0),
                     };
-                    model.insert(key, (value, exp, flags));
+                    model.insert(key, (Rc::new(value), exp, flags));
                 } else {
                     assert_eq!(
                         got,
@@ -101,10 +110,20 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             1 => {
-                let got = store.get(&key, now, |e| {
-                    e.map(|e| (e.value().to_vec(), e.expires().unwrap_or(0), e.flags()))
-                });
-                assert_eq!(got, cur, "get {key:?} at {now}");
+                let read =
+                    |e: Option<pogocache_store::EntryRef<'_>>| {
+                        e.map(|e| (e.value().to_vec(), e.expires().unwrap_or(0), e.flags()))
+                    };
+                let got = if arg & 1 == 0 {
+                    store.get(&key, now, read)
+                } else {
+                    store.get_cas(&key, now, arg & 2 == 0, read)
+                };
+                assert_eq!(
+                    got.as_ref().map(|g| (&g.0[..], g.1, g.2)),
+                    cur.as_ref().map(|c| (&c.0[..], c.1, c.2)),
+                    "get {key:?} at {now}"
+                );
             }
             2 => {
                 assert_eq!(store.delete(&key, now), cur.is_some());
@@ -131,16 +150,16 @@ fuzz_target!(|data: &[u8]| {
                     None if !create => assert_eq!(got, None),
                     None => {
                         assert_eq!(got, Some(add.len()));
-                        model.insert(key, (add, 0, 0));
+                        model.insert(key, (Rc::new(add), 0, 0));
                     }
                     Some((v, e, f)) => {
                         let nv = if side == Side::Append {
-                            [v, add].concat()
+                            [&v[..], &add[..]].concat()
                         } else {
-                            [add, v].concat()
+                            [&add[..], &v[..]].concat()
                         };
                         assert_eq!(got, Some(nv.len()));
-                        model.insert(key, (nv, e, f));
+                        model.insert(key, (Rc::new(nv), e, f));
                     }
                 }
             }
@@ -153,15 +172,57 @@ fuzz_target!(|data: &[u8]| {
                     })
                     .unwrap();
                 assert_eq!(got, cur.as_ref().map(|c| c.0.len()));
-                let (mut v, e, f) = cur.unwrap_or_default();
+                let (v, e, f) = cur.unwrap_or_default();
+                let mut v = Vec::clone(&v);
                 v.push(b'x');
-                model.insert(key, (v, e, f));
+                model.insert(key, (Rc::new(v), e, f));
             }
             6 => now += (arg % 4) as i64,
             7 => {
                 store.sweep(now);
                 model.retain(|_, e| e.1 == 0 || e.1 > now);
                 assert_eq!(store.len(), model.len());
+            }
+            8 => {
+                // Under low memory a new key evicts one entry: the hit
+                // marks and last-access times the other ops left decide
+                // which. Whatever goes, the rest must stay intact.
+                let before = store.evictions();
+                store.set_low_memory(true);
+                let value = vec![b'e'; (arg % 40) as usize];
+                let got = store
+                    .set(&key, &value, &SetOptions::default(), now)
+                    .unwrap();
+                store.set_low_memory(false);
+                assert_eq!(
+                    got,
+                    SetOutcome::Stored {
+                        replaced: cur.is_some()
+                    }
+                );
+                let value_len = value.len();
+                model.insert(key.clone(), (Rc::new(value), 0, 0));
+                let gone: Vec<Vec<u8>> = model
+                    .keys()
+                    .filter(|k| !store.peek(k, now, |e| e.is_some()))
+                    .cloned()
+                    .collect();
+                let evicted = store.evictions() - before;
+                let live_gone = gone
+                    .iter()
+                    .filter(|k| live(&model, k, now).is_some())
+                    .count() as u64;
+                assert!(!gone.contains(&key), "the new key was evicted");
+                assert_eq!(live_gone, evicted, "evicted {gone:?}");
+                // One victim per write at most; a replacement that does not
+                // grow the entry (this one has no optional fields) takes none.
+                assert!(evicted <= 1);
+                if cur.as_ref().is_some_and(|c| value_len <= c.0.len()) {
+                    assert_eq!(evicted, 0, "a replacement that does not grow evicted");
+                }
+                for k in gone {
+                    model.remove(&k);
+                }
             }
             _ => {
                 let mut seen = HashSet::new();
