@@ -279,7 +279,8 @@ def zipf(args, specs):
             c = Client(srv.port, spec["proto"])
             stats = []
             for _ in range(2):  # warm-up pass, then the measured pass
-                hits = gets = 0
+                ticks = bench.cpu_ticks(srv.proc.pid)
+                hits = gets = sets = 0
                 for i in range(0, len(seq), 64):
                     batch = [b"key:%d" % k for k in seq[i:i + 64]]
                     got = c.gets(batch)
@@ -287,16 +288,22 @@ def zipf(args, specs):
                     hits += sum(got)
                     miss = list(dict.fromkeys(k for k, h in zip(batch, got) if not h))
                     c.sets([(k, value) for k in miss])
+                    sets += len(miss)
                 stats.append(hits / gets)
+                # Server CPU per request of the pass: the price of the
+                # eviction policy (every SET evicts) beside its hit ratio.
+                cpu_us = ((bench.cpu_ticks(srv.proc.pid) - ticks) / bench.CLK_TCK * 1e6
+                          / (gets + sets))
             held = c.items()
             rss = bench.rss_bytes(srv.proc.pid)
         finally:
             srv.stop()
         rows.append({"server": spec["name"], "limit": limit, "keys": n_keys,
                      "requests": len(seq), "hit_ratio": stats[1], "items": held,
-                     "rss": rss, "rss_over_limit": rss / limit})
+                     "rss": rss, "rss_over_limit": rss / limit,
+                     "cpu_us_per_request": cpu_us})
         print(f"zipf  {spec['name']:<16} hit ratio {stats[1]:.4f}  items {held}  "
-              f"RSS/limit {rss / limit:.3f}", flush=True)
+              f"RSS/limit {rss / limit:.3f}  CPU/request {cpu_us:.2f} us", flush=True)
     return rows
 
 
@@ -322,11 +329,13 @@ def table(res):
             out.append(f"| {r['server']} | {r['rss_over_limit']:.3f} | {r['items_over_goal']:.2f} |")
     if res.get("zipf"):
         out.append("\nZipf(0.99) cache-aside, limit holds a third of the key space:\n")
-        out.append("| server | hit ratio | items held | RSS / limit |")
-        out.append("|---|---:|---:|---:|")
+        out.append("| server | hit ratio | items held | RSS / limit | CPU µs / request |")
+        out.append("|---|---:|---:|---:|---:|")
         for r in res["zipf"]:
+            cpu = r.get("cpu_us_per_request")
             out.append(f"| {r['server']} | {r['hit_ratio']:.4f} | {r['items']} "
-                       f"| {r.get('rss_over_limit', 0):.3f} |")
+                       f"| {r.get('rss_over_limit', 0):.3f} "
+                       f"| {'' if cpu is None else f'{cpu:.2f}'} |")
     return "\n".join(out)
 
 
