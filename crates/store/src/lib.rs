@@ -4,9 +4,9 @@
 //! in-memory key/value map with per-entry expiry, client flags, optional
 //! compare-and-swap tokens, lazy and background expiry, and sampled
 //! eviction under memory pressure (Pogocache's 2-random LRU, extended to
-//! five samples that spare entries read since written). It does no I/O and knows no
-//! protocol, so it can be used directly from any Rust program, the way
-//! Pogocache's `pogocache.c` can be embedded in C.
+//! five samples that spare entries read since written). It does no I/O
+//! and knows no protocol, so it can be used directly from any Rust
+//! program, the way Pogocache's `pogocache.c` can be embedded in C.
 //!
 //! Owns: entry layout and memory accounting, sharding and hashing, TTL
 //! rules, CAS counters, eviction, sweeps, iteration cursors.
@@ -1718,9 +1718,9 @@ impl Shard {
     /// entry met, else the best victim among the first [`EVICT_SAMPLES`]
     /// live ones: an entry never read before one that was (the hit
     /// mark), the least recently used within each group. When every
-    /// candidate carries the mark, the survivors lose it, so a mark decays
-    /// at the rate the cache needs room and the marked part of the cache
-    /// can never fill it.
+    /// candidate carries the mark, the survivors lose it: marks decay as
+    /// the cache needs room, so entries read once long ago do not keep
+    /// their place for good.
     ///
     /// Why not Pogocache's 2-random LRU: under Zipf-like popularity most
     /// insertions are keys read once and never again, and LRU keeps each
