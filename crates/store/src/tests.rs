@@ -348,10 +348,10 @@ fn eviction_keeps_keys_read_since_written() {
 
 #[test]
 fn eviction_demotes_when_every_candidate_was_read() {
-    // Every key read: candidates all carry the mark, so eviction falls
-    // back to recency and clears the survivors' marks. New keys, read as
-    // they arrive, then displace the old ones instead of being the only
-    // victims.
+    // Every old key read once, then new keys that nobody reads. Without
+    // decay the old keys' marks would hold for good and the new keys
+    // would be nearly the only victims; with it, each sample of five
+    // marked keys clears four marks, and the old keys go first by recency.
     let st = Store::new(Config {
         shards: 1,
         seed: Some(4),
@@ -363,15 +363,15 @@ fn eviction_demotes_when_every_candidate_was_read() {
         assert!(get(&st, &key(i), S).is_some());
     }
     st.set_low_memory(true);
-    for i in 100..300 {
+    for i in 100..400 {
         let now = (2 + i as i64) * S;
         st.set(&key(i), b"v", &SetOptions::default(), now).unwrap();
-        assert!(get(&st, &key(i), now).is_some());
     }
     let old = (0..100)
-        .filter(|&i| st.peek(&key(i), 400 * S, |e| e.is_some()))
+        .filter(|&i| st.peek(&key(i), 500 * S, |e| e.is_some()))
         .count();
-    assert!(old <= 20, "old keys kept: {old} of 100");
+    // 15 with the decay, 39 without it (this seed).
+    assert!(old <= 25, "old keys kept: {old} of 100");
 }
 
 #[test]
