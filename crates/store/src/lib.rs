@@ -288,6 +288,19 @@ pub struct Store {
     total: CachePadded<AtomicUsize>,
     /// Where [`Store::evict_elsewhere`] looks for its next victim shard.
     hand: AtomicUsize,
+    /// One bit per shard, set while the shard holds entries (bytes > 0).
+    /// Kept by [`Locked`] when a guard that took a shard from empty to
+    /// non-empty, or back, is released, so it changes only on those
+    /// transitions and is exact whenever no lock is held.
+    ///
+    /// Why: under a limit smaller than the process's fixed memory the
+    /// store stays nearly empty and every insert looks for a victim in
+    /// other shards; the walk tried the locks of hundreds to thousands of
+    /// empty shards to find the one or two that held anything. With
+    /// `--maxmemory 1mb`, 50 connections, pipeline 16, 1:10 set:get, the
+    /// server did 0.51-0.58M requests/s with that walk and 2.04M with
+    /// this bitmap (1.7M with a limit that never evicts).
+    occupied: Box<[AtomicU64]>,
     /// Last lazily assigned CAS token (see [`Config::cas`]).
     tokens: AtomicU64,
     low_memory: AtomicBool,
@@ -379,6 +392,7 @@ impl Store {
             budget: AtomicUsize::new(config.max_bytes.unwrap_or(usize::MAX)),
             total: CachePadded::new(AtomicUsize::new(0)),
             hand: AtomicUsize::new(0),
+            occupied: (0..n.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
             tokens: AtomicU64::new(0),
             low_memory: AtomicBool::new(false),
             evictions: AtomicU64::new(0),
@@ -550,7 +564,7 @@ impl Store {
                 .lock
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()),
-            &self.total,
+            self,
         )
     }
 
@@ -560,10 +574,8 @@ impl Store {
     #[inline]
     fn try_lock_index(&self, i: usize) -> Option<Locked<'_>> {
         match self.shards[i].lock.try_lock() {
-            Ok(g) => Some(Locked::new(g, &self.total)),
-            Err(std::sync::TryLockError::Poisoned(e)) => {
-                Some(Locked::new(e.into_inner(), &self.total))
-            }
+            Ok(g) => Some(Locked::new(g, self)),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(Locked::new(e.into_inner(), self)),
             Err(std::sync::TryLockError::WouldBlock) => None,
         }
     }
@@ -997,17 +1009,15 @@ impl Store {
     }
 
     /// Evicts one entry from another shard: a clock hand walks the
-    /// shards from where the last such eviction left off, skipping empty
-    /// ones and any whose lock is held, so victims spread evenly over the
-    /// store and a sparse store (a few large values in thousands of
-    /// shards) costs a walk proportional to its emptiness, not a failure.
+    /// occupied shards (see `occupied`) from where the last such eviction
+    /// left off, skipping any whose lock is held, so victims spread evenly
+    /// over the store, and a sparse store (a few large values in thousands
+    /// of shards) finds its few victims without visiting the empty shards.
     /// Returns whether one was evicted (and freed).
     fn evict_elsewhere(&self, hash: u64, now: i64) -> bool {
-        let count = self.shards.len();
         let own = self.shard_of(hash);
-        let start = self.hand.load(Ordering::Relaxed);
-        for k in 0..count {
-            let j = (start + k) % count;
+        let start = self.hand.load(Ordering::Relaxed) % self.shards.len();
+        for (k, j) in self.occupied_from(start).enumerate() {
             if j == own {
                 continue;
             }
@@ -1024,6 +1034,49 @@ impl Store {
             }
         }
         false
+    }
+
+    /// Indices of the shards whose occupancy bit is set, from `start`
+    /// round to just before it. The bits are read word by word as the
+    /// walk goes, so a shard that empties or fills meanwhile may be seen
+    /// either way; [`Store::evict_elsewhere`] only needs a good guess.
+    fn occupied_from(&self, start: usize) -> impl Iterator<Item = usize> + '_ {
+        let words = self.occupied.len();
+        let (w0, b0) = (start / 64, start % 64);
+        (0..=words).flat_map(move |k| {
+            let w = (w0 + k) % words;
+            let mut bits = self.occupied[w].load(Ordering::Relaxed);
+            if k == 0 {
+                bits &= !0u64 << b0;
+            } else if k == words {
+                // The first word again: only the bits before `start`.
+                bits &= (1u64 << b0) - 1;
+            }
+            std::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let b = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    w * 64 + b
+                })
+            })
+        })
+    }
+
+    /// Whether every shard's occupancy bit matches whether it holds
+    /// entries (tests only: the invariant [`Locked`] keeps).
+    #[cfg(test)]
+    pub(crate) fn occupancy_is_exact(&self) -> bool {
+        (0..self.shards.len()).all(|i| {
+            let full = self.lock_index(i).bytes > 0;
+            let bit = self.occupied[i / 64].load(Ordering::Relaxed) >> (i % 64) & 1 == 1;
+            full == bit
+        })
+    }
+
+    /// Whether no occupancy bit is set (tests only).
+    #[cfg(test)]
+    pub(crate) fn occupancy_is_empty(&self) -> bool {
+        self.occupied.iter().all(|w| w.load(Ordering::Relaxed) == 0)
     }
 
     /// Deletes a live key. Returns whether one was deleted.
@@ -1578,22 +1631,32 @@ impl Evicted {
 /// A locked shard that publishes its byte delta to the store-wide total
 /// when released, so every path that changes `bytes` (writes, sweeps,
 /// evictions, clears) keeps [`Store::bytes`] exact without an atomic per
-/// internal step.
+/// internal step, and the shard's occupancy bit with it.
 struct Locked<'a> {
     guard: MutexGuard<'a, Shard>,
     before: usize,
-    total: &'a AtomicUsize,
+    store: &'a Store,
 }
 
 impl<'a> Locked<'a> {
     #[inline]
-    fn new(guard: MutexGuard<'a, Shard>, total: &'a AtomicUsize) -> Locked<'a> {
+    fn new(guard: MutexGuard<'a, Shard>, store: &'a Store) -> Locked<'a> {
         let before = guard.bytes;
         Locked {
             guard,
             before,
-            total,
+            store,
         }
+    }
+
+    /// This shard's index, from where it sits in the store's slot array
+    /// (a `Shard` lies inside its 64-byte `Slot`). Worked out only when
+    /// the occupancy bit changes: carrying the index in every guard cost
+    /// 0.7% more instructions per request.
+    #[inline]
+    fn index(&self) -> usize {
+        let base = self.store.shards.as_ptr() as usize;
+        (&*self.guard as *const Shard as usize - base) / size_of::<Slot>()
     }
 
     /// Bytes changed under this guard, not yet in the total.
@@ -1621,11 +1684,41 @@ impl DerefMut for Locked<'_> {
 impl Drop for Locked<'_> {
     #[inline]
     fn drop(&mut self) {
-        let after = self.guard.bytes;
-        if after > self.before {
-            self.total.fetch_add(after - self.before, Ordering::Relaxed);
-        } else if after < self.before {
-            self.total.fetch_sub(self.before - after, Ordering::Relaxed);
+        let (before, after) = (self.before, self.guard.bytes);
+        if after == before {
+            return;
+        }
+        if after > before {
+            self.store
+                .total
+                .fetch_add(after - before, Ordering::Relaxed);
+        } else {
+            self.store
+                .total
+                .fetch_sub(before - after, Ordering::Relaxed);
+        }
+        if (before == 0) != (after == 0) {
+            self.flip_occupied(after > 0);
+        }
+    }
+}
+
+impl Locked<'_> {
+    /// Sets or clears this shard's occupancy bit. Runs before the guard
+    /// is released (the guard field drops after `drop`'s body), so a
+    /// shard's bit is only ever written by its lock holder. Out of line:
+    /// inlined, it made every guard's drop too large to inline, 0.6% more
+    /// instructions per request.
+    #[cold]
+    #[inline(never)]
+    fn flip_occupied(&self, occupied: bool) {
+        let i = self.index();
+        let word = &self.store.occupied[i / 64];
+        let bit = 1u64 << (i % 64);
+        if occupied {
+            word.fetch_or(bit, Ordering::Relaxed);
+        } else {
+            word.fetch_and(!bit, Ordering::Relaxed);
         }
     }
 }

@@ -610,6 +610,7 @@ mod model {
             let mut want: Vec<_> = model.iter().filter(|(_, (_, e))| alive(*e, now)).map(|(k, _)| k.clone()).collect();
             want.sort();
             prop_assert_eq!(keys, want);
+            prop_assert!(st.occupancy_is_exact());
         }
     }
 }
@@ -704,6 +705,12 @@ mod eviction {
 fn a_shard_is_one_cache_line() {
     assert_eq!(size_of::<Slot>(), 64);
     assert_eq!(align_of::<Slot>(), 64);
+    // `Locked::index` relies on it: a shard's address within the slot
+    // array divided by the slot size is its index.
+    let st = small(false);
+    for i in 0..4 {
+        assert_eq!(st.lock_index(i).index(), i);
+    }
 }
 
 /// Prefetch hints on empty, full, churned and locked shards must end their
@@ -918,6 +925,56 @@ fn byte_budget_holds_for_values_larger_than_a_shards_share() {
         );
         assert_eq!(st.evictions() as usize, n - kept, "{size} B");
     }
+}
+
+#[test]
+fn occupied_shards_are_walked_once_from_any_start() {
+    // 130 shards: three words, the last one partial.
+    let st = Store::new(Config {
+        shards: 130,
+        seed: Some(1),
+        ..Config::default()
+    });
+    let set = [0usize, 5, 63, 64, 100, 127, 128, 129];
+    for &i in &set {
+        st.occupied[i / 64].fetch_or(1 << (i % 64), Ordering::Relaxed);
+    }
+    for start in 0..130 {
+        let got: Vec<usize> = st.occupied_from(start).collect();
+        let mut want: Vec<usize> = set.iter().copied().filter(|&i| i >= start).collect();
+        want.extend(set.iter().copied().filter(|&i| i < start));
+        assert_eq!(got, want, "from {start}");
+    }
+}
+
+#[test]
+fn eviction_finds_the_few_occupied_shards_of_a_sparse_store() {
+    // A budget of one and a half entries over 4,096 shards: every insert
+    // lands in an empty shard (or its victim's) and must find the one
+    // entry elsewhere, wherever the walk starts.
+    let value = [1u8; 100];
+    let entry = entry::HEADER + 5 + value.len();
+    let st = Store::new(Config {
+        shards: 4096,
+        seed: Some(5),
+        max_bytes: Some(entry + entry / 2),
+        ..Config::default()
+    });
+    for i in 0..3000 {
+        let key = format!("k{i:04}");
+        st.set(key.as_bytes(), &value, &SetOptions::default(), S)
+            .unwrap();
+        assert_eq!(st.len(), 1, "after {i}");
+        assert_eq!(st.evictions() as usize, i + 1 - st.len());
+        assert_eq!(get(&st, key.as_bytes(), S).as_deref(), Some(&value[..]));
+        if i % 500 == 0 {
+            assert!(st.occupancy_is_exact());
+        }
+    }
+    assert!(st.occupancy_is_exact());
+    st.clear();
+    assert!(st.occupancy_is_exact());
+    assert!(st.occupancy_is_empty());
 }
 
 #[test]
