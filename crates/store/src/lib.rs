@@ -41,6 +41,42 @@
 //! - Time is a parameter: every call takes `now` (nanoseconds on the
 //!   monotonic clock), so tests can step time without sleeping.
 //!
+//! ## Why one allocation per entry, and what it costs small items
+//!
+//! Every entry is its own block from the allocator (`entry.rs` picks
+//! mimalloc, the C heap or a mapping by size), found through an 8-byte
+//! bucket. That keeps eviction per item (the sampled LRU that spares
+//! read entries, which is what holds the Zipf hit ratio above
+//! Pogocache's and Redis's), frees memory the moment an item goes, and
+//! holds under churn without a compactor (BENCHMARKS.md, issue 17).
+//!
+//! Its cost is the allocator's rounding, paid per item, and at small
+//! values it keeps the store above 24 bytes of overhead per item. At
+//! 1,000,000 items with 32-byte values and keys `key:1`..`key:1000000`,
+//! RSS grows 79.2 bytes per item: a 64-byte block for a 50-byte entry
+//! (8 bytes of header, 14 of rounding), 12.6 bytes of bucket (244 items
+//! per shard in 384 buckets) and 2.6 bytes of allocator pages and
+//! tables. At 100-byte values the block is 128 bytes for 118. Without the
+//! rounding the overhead would be 23.2 and 22.0 bytes per item. A size
+//! class allocator of our own with 8-byte steps would still round a
+//! 50-byte entry to 56. Only byte-exact packing closes the gap.
+//!
+//! Byte-exact packing means a log-structured layout: entries appended
+//! into large segments, as Segcache does (pelikan's `seg`). It has to
+//! waste under a byte per item in all, so the segments must be shared by
+//! every shard: one partly filled 1 KiB chunk per shard already costs 2
+//! bytes per item at this size. Deletes, overwrites and per-item evictions
+//! then leave holes that only a compactor can give back. Each live entry
+//! it moves needs that entry's shard lock and a bucket fix. Compacting a
+//! segment that is 80% live copies 4 bytes for each byte it frees.
+//! Segcache avoids the copying by evicting whole segments, merging the
+//! most-read items of a few segments into one. That is a different
+//! eviction policy, and the hit ratio it gives here would have to be
+//! measured against the one above. This is the open part of issue 17:
+//! at 32 and 100 bytes the overhead is 37 and 32 bytes per item, against
+//! a goal of 24 (Pogocache's release build, the best of the other
+//! servers there, takes 41 and 38; BENCHMARKS.md).
+//!
 //! ## Example
 //!
 //! ```
