@@ -378,6 +378,15 @@ impl Entry {
         self.as_ptr().size()
     }
 
+    /// Whether this entry's block is on the C library's heap (not on the
+    /// process allocator, not a mapping of its own): the shard keeps its
+    /// bucket arrays off that heap (see `Buckets` in `table.rs`).
+    #[inline]
+    pub fn on_c_heap(&self) -> bool {
+        let size = self.size();
+        size < MMAP_MIN && on_c_heap(size)
+    }
+
     #[inline]
     pub fn is_alive(&self, now: i64) -> bool {
         self.as_ptr().is_alive(now)

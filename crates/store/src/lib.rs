@@ -1809,8 +1809,13 @@ impl Shard {
             // Grow early so the table never runs fuller than --loadfactor,
             // by the smallest step that keeps it there (see `table.rs`).
             let want = ((len + 1) * 100).div_ceil(cx.load_factor);
-            self.table
-                .resize(table::size_at_least(want.max(MIN_BUCKETS)), cx.hasher);
+            // The bucket array goes on the heap this entry does not use
+            // (see `table.rs`, `Buckets`).
+            self.table.grow(
+                table::size_at_least(want.max(MIN_BUCKETS)),
+                cx.hasher,
+                !e.on_c_heap(),
+            );
         }
         self.bytes += e.size();
         self.inserts += 1;
