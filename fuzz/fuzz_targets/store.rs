@@ -182,8 +182,7 @@ fuzz_target!(|data: &[u8]| {
                 let mut nv = Vec::with_capacity(v.len() + 1);
                 nv.extend_from_slice(&v);
                 nv.push(b'x');
-                let v = nv;
-                model.insert(key, (Rc::new(v), e, f));
+                model.insert(key, (Rc::new(nv), e, f));
             }
             6 => now += (arg % 4) as i64,
             7 => {
