@@ -12,13 +12,21 @@
 //! sometimes cross the entry layout's boundaries (keys of 255 bytes and
 //! more, values of 64 KiB and more) and the allocator choices (around
 //! 128 bytes, and 256 KiB, where entries get a mapping of their own).
+//! The input's length picks the entry placement: allocations of their
+//! own, packed into 1 KiB segments (which seal, compact and go back within
+//! a few writes, so moves race nothing but the ops themselves) or packed
+//! as the server does. At the end a clear must leave no segment behind,
+//! and dropping the store checks (under debug assertions) that every
+//! segment came back empty.
 #![no_main]
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use libfuzzer_sys::fuzz_target;
-use pogocache_store::{Cond, Config, Expiry, SetOptions, SetOutcome, Side, Store};
+use pogocache_store::{
+    Cond, Config, Expiry, SegmentStats, SetOptions, SetOutcome, Side, Store,
+};
 
 /// value, expires (0 = never), flags. Values are shared (`Rc`) so that
 /// taking the current state of a key before each op copies no bytes: with
@@ -32,6 +40,7 @@ fn live(m: &Model, k: &[u8], now: i64) -> Option<(Rc<Vec<u8>>, i64, u32)> {
 fuzz_target!(|data: &[u8]| {
     let store = Store::new(Config {
         shards: 2,
+        segment_bytes: [0, 1024, 4 << 20][data.len() % 3],
         ..Config::default()
     });
     let mut model: Model = HashMap::new();
@@ -253,5 +262,9 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(seen, want);
             }
         }
+    }
+    store.clear();
+    if let Some(stats) = store.segment_stats() {
+        assert_eq!(stats, SegmentStats::default(), "segments left after a clear");
     }
 });

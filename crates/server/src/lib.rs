@@ -91,6 +91,7 @@ impl Server {
             evict: config.evict,
             seed: config.seed,
             max_bytes: None,
+            ..Default::default()
         });
         let settings = Settings {
             auth: config.auth.clone().into_bytes(),

@@ -30,7 +30,9 @@
 //! 128-byte size class. Here the common entry (no TTL, no flags, no CAS,
 //! a key under 255 bytes and a value under 64 KiB, which is nearly every
 //! item a cache holds) carries 8 bytes of metadata, so it costs
-//! `8 / load + 8 + key + value` bytes plus allocator rounding. The
+//! `8 / load + 8 + key + value` bytes: exactly that when it is packed
+//! into a segment (`seg.rs`, entries up to 16 KiB), plus the allocator's
+//! rounding when it is an allocation of its own. The
 //! full hash is not stored: the table keeps a 16-bit tag in each bucket
 //! and rehashes keys on the rare paths (growth, deletion shifts) that need
 //! the home bucket. The unsafe code is confined to this file and every
@@ -40,6 +42,8 @@
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
+
+use crate::seg::{self, Arena, Head};
 
 /// Fixed header bytes of an entry with a short value length.
 pub(crate) const HEADER: usize = 8;
@@ -288,63 +292,155 @@ unsafe fn free_block(p: *mut u8, size: usize) {
     }
 }
 
+/// Layout bits and total size of an entry with these fields.
+fn shape(key: &[u8], parts: &[&[u8]], meta: &Meta) -> (u8, usize) {
+    let vlen: usize = parts.iter().map(|p| p.len()).sum();
+    shape_of(key.len(), vlen, meta)
+}
+
+/// [`shape`] from the key and value lengths.
+fn shape_of(klen: usize, vlen: usize, meta: &Meta) -> (u8, usize) {
+    assert!(klen <= u32::MAX as usize && vlen <= u32::MAX as usize);
+    let mut bits = 0;
+    if meta.expires != 0 {
+        bits |= EXPIRES;
+    }
+    if meta.with_cas {
+        bits |= CAS;
+    }
+    if meta.flags != 0 {
+        bits |= FLAGS;
+    }
+    if klen >= 0xFF {
+        bits |= LONG_KEY;
+    }
+    if vlen > 0xFFFF {
+        bits |= LONG_VAL;
+    }
+    (bits, fixed_len(bits) + opt_len(bits) + klen + vlen)
+}
+
+/// The bits that give an entry's layout (the rest are marks).
+const LAYOUT: u8 = EXPIRES | CAS | FLAGS | LONG_KEY | LONG_VAL;
+
+/// Writes an entry front to back.
+///
+/// # Safety
+/// `raw` must be the start of `shape(key, parts, meta).1` writable bytes.
+unsafe fn write_entry(raw: *mut u8, bits: u8, key: &[u8], parts: &[&[u8]], meta: &Meta) {
+    let vlen: usize = parts.iter().map(|p| p.len()).sum();
+    let mut w = Writer(raw);
+    // SAFETY: the writes below fill the block front to back, exactly the
+    // size `shape` gave, which the caller provides.
+    unsafe {
+        w.put(&[bits, key.len().min(0xFF) as u8]);
+        w.put(&meta.access.to_le_bytes());
+        if bits & LONG_VAL != 0 {
+            w.put(&(vlen as u32).to_le_bytes());
+        } else {
+            w.put(&(vlen as u16).to_le_bytes());
+        }
+        if bits & EXPIRES != 0 {
+            w.put(&meta.expires.to_le_bytes());
+        }
+        if bits & CAS != 0 {
+            w.put(&meta.cas.to_le_bytes());
+        }
+        if bits & FLAGS != 0 {
+            w.put(&meta.flags.to_le_bytes());
+        }
+        if bits & LONG_KEY != 0 {
+            w.put(&(key.len() as u32).to_le_bytes());
+        }
+        w.put(key);
+        for p in parts {
+            w.put(p);
+        }
+    }
+}
+
+/// Size and key of the packed entry at `p`, read without its shard's
+/// lock (the compactor's walk). Only fields that never change after the
+/// entry is written are read, the layout bits atomically (the marks in
+/// the same byte change under the lock, see [`EntryMut`]).
+///
+/// # Safety
+/// `p` must be the start of an entry in a sealed segment that cannot be
+/// given back during `'a` (pinned), whether or not the entry is still
+/// alive: its bytes stay as written until the segment is reused.
+pub(crate) unsafe fn peek_unlocked<'a>(p: *const u8) -> (usize, &'a [u8]) {
+    // SAFETY: byte 0 of a written entry; atomics of one byte need no
+    // alignment.
+    let bits = unsafe { std::sync::atomic::AtomicU8::from_ptr(p as *mut u8) }
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let rd = |at: usize, n: usize| -> usize {
+        let mut b = [0u8; 4];
+        // SAFETY: `at..at+n` is a length field inside the entry.
+        unsafe { std::ptr::copy_nonoverlapping(p.add(at), b.as_mut_ptr(), n) };
+        u32::from_le_bytes(b) as usize
+    };
+    let vlen = if bits & LONG_VAL != 0 {
+        rd(6, 4)
+    } else {
+        rd(6, 2)
+    };
+    let key_at = fixed_len(bits) + opt_len(bits);
+    let klen = match rd(1, 1) {
+        0xFF => rd(key_at - 4, 4),
+        short => short,
+    };
+    // SAFETY: the key bytes follow the optional fields and never change.
+    let key = unsafe { std::slice::from_raw_parts(p.add(key_at), klen) };
+    (key_at + klen + vlen, key)
+}
+
 impl Entry {
     /// Allocates an entry holding `key` and the concatenation of `parts`
     /// as its value (APPEND/PREPEND build values from two slices without
-    /// an intermediate copy).
+    /// an intermediate copy), as an allocation of its own.
     pub fn new(key: &[u8], parts: &[&[u8]], meta: Meta) -> Entry {
-        let vlen: usize = parts.iter().map(|p| p.len()).sum();
-        assert!(key.len() <= u32::MAX as usize && vlen <= u32::MAX as usize);
-        let mut bits = 0;
-        if meta.expires != 0 {
-            bits |= EXPIRES;
-        }
-        if meta.with_cas {
-            bits |= CAS;
-        }
-        if meta.flags != 0 {
-            bits |= FLAGS;
-        }
-        if key.len() >= 0xFF {
-            bits |= LONG_KEY;
-        }
-        if vlen > 0xFFFF {
-            bits |= LONG_VAL;
-        }
-        let size = fixed_len(bits) + opt_len(bits) + key.len() + vlen;
+        let (bits, size) = shape(key, parts, &meta);
         let Some(ptr) = NonNull::new(alloc_block(size)) else {
             handle_alloc_error(layout(size))
         };
-        let raw = ptr.as_ptr();
-        let mut w = Writer(raw);
-        // SAFETY: `raw` is a fresh block of exactly `size` bytes and the
-        // writes below fill it front to back, `size` bytes in total.
-        unsafe {
-            w.put(&[bits, key.len().min(0xFF) as u8]);
-            w.put(&meta.access.to_le_bytes());
-            if bits & LONG_VAL != 0 {
-                w.put(&(vlen as u32).to_le_bytes());
-            } else {
-                w.put(&(vlen as u16).to_le_bytes());
-            }
-            if bits & EXPIRES != 0 {
-                w.put(&meta.expires.to_le_bytes());
-            }
-            if bits & CAS != 0 {
-                w.put(&meta.cas.to_le_bytes());
-            }
-            if bits & FLAGS != 0 {
-                w.put(&meta.flags.to_le_bytes());
-            }
-            if bits & LONG_KEY != 0 {
-                w.put(&(key.len() as u32).to_le_bytes());
-            }
-            w.put(key);
-            for p in parts {
-                w.put(p);
+        // SAFETY: a fresh block of exactly `size` bytes.
+        unsafe { write_entry(ptr.as_ptr(), bits, key, parts, &meta) };
+        Entry(ptr)
+    }
+
+    /// As [`Entry::new`], packed into `arena` (through head `h`) when it
+    /// is small enough and a segment can be had, else an allocation of
+    /// its own.
+    pub fn new_in(arena: &Arena, h: usize, key: &[u8], parts: &[&[u8]], meta: Meta) -> Entry {
+        let (bits, size) = shape(key, parts, &meta);
+        if size <= arena.max_entry() {
+            let placed = arena.alloc(h, size, |p| {
+                // SAFETY: `alloc` hands out `size` fresh bytes.
+                unsafe { write_entry(p, bits, key, parts, &meta) }
+            });
+            if let Some(p) = placed {
+                // SAFETY: non-null (inside a segment).
+                return Entry(unsafe { NonNull::new_unchecked(p) });
             }
         }
-        Entry(ptr)
+        Entry::new(key, parts, meta)
+    }
+
+    /// A copy of the entry at `src` (with every field, marks included),
+    /// packed through the compactor's head `head`; `None` when no segment
+    /// can be had.
+    ///
+    /// # Safety
+    /// `src` must be a live entry that nobody mutates during the call.
+    pub unsafe fn copy_in(arena: &Arena, head: &mut Head, src: EntryPtr<'_>) -> Option<Entry> {
+        let size = src.size();
+        let p = arena.alloc_in(head, size, |p| {
+            // SAFETY: `size` fresh bytes at `p`; the source is `size`
+            // bytes of another block.
+            unsafe { std::ptr::copy_nonoverlapping(src.0.as_ptr(), p, size) }
+        })?;
+        // SAFETY: non-null (inside a segment).
+        Some(Entry(unsafe { NonNull::new_unchecked(p) }))
     }
 
     /// Gives up ownership of the block (the table packs the address into
@@ -384,7 +480,7 @@ impl Entry {
     #[inline]
     pub fn on_c_heap(&self) -> bool {
         let size = self.size();
-        size < MMAP_MIN && on_c_heap(size)
+        !seg::contains(self.0.as_ptr()) && size < MMAP_MIN && on_c_heap(size)
     }
 
     #[inline]
@@ -395,9 +491,16 @@ impl Entry {
 
 impl Drop for Entry {
     fn drop(&mut self) {
-        // SAFETY: the block came from `alloc_block` with this same size
-        // (the header fields that give the size are never changed).
-        unsafe { free_block(self.0.as_ptr(), self.size()) }
+        let (p, size) = (self.0.as_ptr(), self.size());
+        if seg::contains(p) {
+            // SAFETY: a packed entry, dropped once; its store (and arena)
+            // outlives it.
+            unsafe { seg::free(p, size) }
+        } else {
+            // SAFETY: the block came from `alloc_block` with this same
+            // size (the header fields that give the size never change).
+            unsafe { free_block(p, size) }
+        }
     }
 }
 
@@ -442,6 +545,12 @@ impl<'a> EntryPtr<'a> {
     #[inline]
     fn bits(self) -> u8 {
         self.read::<1>(0)[0]
+    }
+
+    /// The entry's address (the compactor tells entries apart by it).
+    #[inline]
+    pub fn addr(self) -> *const u8 {
+        self.0.as_ptr()
     }
 
     /// The meta-protocol marks ([`STALE`], [`WON`]).
@@ -549,6 +658,15 @@ impl<'a> EntryPtr<'a> {
         let e = self.expires();
         e == 0 || e > now
     }
+
+    /// Whether [`Entry::new`] with this entry's key, `meta` and a value
+    /// of `vlen` bytes would give the same layout, so that
+    /// [`EntryMut::rewrite`] can overwrite this entry in place.
+    #[inline]
+    pub fn same_shape(self, vlen: usize, meta: &Meta) -> bool {
+        let (bits, _) = shape_of(self.klen(), vlen, meta);
+        bits == self.bits() & LAYOUT && vlen == self.vlen()
+    }
 }
 
 /// In-place edits of fields an entry already has room for. Only the table
@@ -577,6 +695,17 @@ impl EntryMut {
         unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), self.0.as_ptr().add(at), b.len()) }
     }
 
+    /// Writes the bits byte. Atomically: the compactor reads the layout
+    /// bits of packed entries without the shard lock (`peek_unlocked`)
+    /// while a lock holder may be changing a mark in the same byte.
+    #[inline]
+    fn write_bits(&mut self, b: u8) {
+        // SAFETY: byte 0 of the block, which we may write exclusively of
+        // every other writer; one-byte atomics need no alignment.
+        unsafe { std::sync::atomic::AtomicU8::from_ptr(self.0.as_ptr()) }
+            .store(b, std::sync::atomic::Ordering::Relaxed);
+    }
+
     #[inline]
     pub fn set_access(&mut self, secs: u32) {
         self.write(2, &secs.to_le_bytes());
@@ -593,14 +722,14 @@ impl EntryMut {
     #[inline]
     pub fn set_hit(&mut self) {
         let b = self.view().bits() | HIT;
-        self.write(0, &[b]);
+        self.write_bits(b);
     }
 
     /// Clears the hit mark (eviction's demotion).
     #[inline]
     pub fn clear_hit(&mut self) {
         let b = self.view().bits() & !HIT;
-        self.write(0, &[b]);
+        self.write_bits(b);
     }
 
     /// Sets expiry and CAS in place. Returns false (changing nothing) when
@@ -609,7 +738,37 @@ impl EntryMut {
     /// Sets and clears meta-protocol marks (layout bits are untouched).
     pub fn mark(&mut self, set: u8, clear: u8) {
         let b = (self.view().bits() | (set & (STALE | WON))) & !(clear & (STALE | WON));
-        self.write(0, &[b]);
+        self.write_bits(b);
+    }
+
+    /// Makes this entry the one [`Entry::new`] would build from the same
+    /// key, `meta` and `value`, in place: the caller has checked
+    /// [`EntryPtr::same_shape`]. The marks are cleared, as on a new
+    /// entry. Why: overwriting a value with one of the same size (a
+    /// counter, a fixed-size record, a session refreshed) then leaves no
+    /// hole for compaction and costs no allocation. The key and the
+    /// length fields are not written: they are already right, and the
+    /// compactor reads them without the lock.
+    pub fn rewrite(&mut self, meta: &Meta, value: &[u8]) {
+        let bits = self.view().bits() & LAYOUT;
+        self.write_bits(bits);
+        self.set_access(meta.access);
+        let mut at = fixed_len(bits);
+        if bits & EXPIRES != 0 {
+            self.write(at, &meta.expires.to_le_bytes());
+            at += 8;
+        }
+        if bits & CAS != 0 {
+            self.write(at, &meta.cas.to_le_bytes());
+            at += 8;
+        }
+        if bits & FLAGS != 0 {
+            self.write(at, &meta.flags.to_le_bytes());
+        }
+        let v = self.view();
+        let at = v.key_at() + v.klen();
+        debug_assert_eq!(v.vlen(), value.len());
+        self.write(at, value);
     }
 
     pub fn set_expiry(&mut self, expires: i64, cas: u64) -> bool {

@@ -24,7 +24,9 @@
 //! - [`Store::prefetch`] lets a server that has several requests in hand
 //!   start the bucket loads of the later ones while it runs the first.
 //! - Critical sections copy or swap only. Replaced, deleted and evicted
-//!   entries are moved out and freed after the lock is released.
+//!   entries are moved out and freed after the lock is released (for a
+//!   packed entry, freeing is one atomic subtraction from its segment's
+//!   live count).
 //! - Memory is budgeted store-wide ([`Config::max_bytes`]): each shard's
 //!   lock guard publishes its byte delta to one shared total when it is
 //!   released, and a write that would go over evicts first, from its own
@@ -41,41 +43,53 @@
 //! - Time is a parameter: every call takes `now` (nanoseconds on the
 //!   monotonic clock), so tests can step time without sleeping.
 //!
-//! ## Why one allocation per entry, and what it costs small items
+//! ## Where entries live: packed segments (issue 17)
 //!
-//! Every entry is its own block from the allocator (`entry.rs` picks
-//! mimalloc, the C heap or a mapping by size), found through an 8-byte
-//! bucket. That keeps eviction per item (the sampled LRU that spares
-//! read entries, which is what holds the Zipf hit ratio above
-//! Pogocache's and Redis's), frees memory the moment an item goes, and
-//! holds under churn without a compactor (BENCHMARKS.md, issue 17).
+//! Entries of up to 16 KiB are packed byte-exact into segments shared by
+//! every shard (`seg.rs`): a write appends its entry at the end of one of
+//! four open segments (picked by hash, so two threads seldom share one),
+//! and the bucket points at it as before. Larger entries stay allocations
+//! of their own (`entry.rs` picks mimalloc, the C heap or a mapping by
+//! size), as does everything in a store built with
+//! [`Config::segment_bytes`] 0.
 //!
-//! Its cost is the allocator's rounding, paid per item, and at small
-//! values it keeps the store above 24 bytes of overhead per item. At
-//! 1,000,000 items with 32-byte values and keys `key:1`..`key:1000000`,
-//! RSS grows 79.2 bytes per item: a 64-byte block for a 50-byte entry
-//! (8 bytes of header, 14 of rounding), 12.6 bytes of bucket (244 items
-//! per shard in 384 buckets) and 2.6 bytes of allocator pages and
-//! tables. At 100-byte values the block is 128 bytes for 118. Without the
-//! rounding the overhead would be 23.2 and 22.0 bytes per item. A size
-//! class allocator of our own with 8-byte steps would still round a
-//! 50-byte entry to 56. Only byte-exact packing closes the gap.
+//! Why: with an allocation per entry the allocator's rounding is paid per
+//! item. At 1,000,000 items with 32-byte values and keys
+//! `key:1`..`key:1000000`, a 50-byte entry took a 64-byte block: 14 of
+//! the 37 bytes of overhead per item. Packed, the overhead is the 8-byte
+//! header, the bucket (8 bytes / load) and under 2 bytes of everything
+//! else: 22.5 bytes per item at 32- and 100-byte values, against 37.3 and
+//! 32.3 (BENCHMARKS.md has every size, beside Pogocache, Memcached and
+//! Redis). An allocator of our own with 8-byte classes would still have
+//! rounded 50 bytes to 56.
 //!
-//! Byte-exact packing means a log-structured layout: entries appended
-//! into large segments, as Segcache does (pelikan's `seg`). It has to
-//! waste under a byte per item in all, so the segments must be shared by
-//! every shard: one partly filled 1 KiB chunk per shard already costs 2
-//! bytes per item at this size. Deletes, overwrites and per-item evictions
-//! then leave holes that only a compactor can give back. Each live entry
-//! it moves needs that entry's shard lock and a bucket fix. Compacting a
-//! segment that is 80% live copies 4 bytes for each byte it frees.
-//! Segcache avoids the copying by evicting whole segments, merging the
-//! most-read items of a few segments into one. That is a different
-//! eviction policy, and the hit ratio it gives here would have to be
-//! measured against the one above. This is the open part of issue 17:
-//! at 32 and 100 bytes the overhead is 37 and 32 bytes per item, against
-//! a goal of 24 (Pogocache's release build, the best of the other
-//! servers there, takes 41 and 38; BENCHMARKS.md).
+//! What it costs, and how that is kept small:
+//! - **Holes.** A delete, an overwrite or an eviction leaves the old
+//!   entry's bytes unused. A segment counts its live bytes and goes back
+//!   (to a per-store spare, else to the kernel) the moment the count
+//!   reaches zero; otherwise the compactor (`Store::compact_step`)
+//!   copies the live entries of the segment with the most holes into a
+//!   fresh one, one entry at a time under that entry's shard lock, and
+//!   the segment empties. Writers run it, in steps proportional to what
+//!   they wrote, while the sealed segments hold more holes than a quarter
+//!   of their bytes (a sixteenth while the store is evicting, when every
+//!   hole is an item the limit does not hold; see `Arena::tolerated` for
+//!   why two settings).
+//! - **An overwrite of the same size** (a counter, a fixed-size record, a
+//!   session refreshed) is written in place ([`Store::set`]): no hole, no
+//!   allocation. That is also the common benchmark shape, where it makes
+//!   the store cheaper than before, not dearer.
+//! - **Eviction is still per item** (the sampled LRU below, which holds
+//!   the Zipf hit ratio above Pogocache's and Redis's): Segcache's whole-
+//!   segment merge eviction would spare the compactor's copying under
+//!   churn, but is a different policy whose hit ratio has not been
+//!   measured here.
+//! - **Safety.** A segment is reused only once every entry placed in it
+//!   has been dropped, wherever it was (an entry moved out of a table is
+//!   read until its owner drops it), so no read can see a reused segment.
+//!   The compactor reads a sealed segment's keys and lengths without
+//!   locks; those bytes never change after the entry is written, and the
+//!   byte that holds both layout bits and marks is accessed atomically.
 //!
 //! ## Example
 //!
@@ -95,6 +109,7 @@
 pub mod clock;
 mod entry;
 pub mod glob;
+mod seg;
 mod table;
 
 use std::ops::{Deref, DerefMut};
@@ -142,6 +157,16 @@ pub struct Config {
     /// [`StoreError::OutOfMemory`]. Embedders without an RSS monitor use
     /// this; the server derives it from `--maxmemory` and RSS samples.
     pub max_bytes: Option<usize>,
+    /// Pack entries of up to 16 KiB byte-exact into shared segments of
+    /// this many bytes (clamped to 1 KiB ..= 4 MiB); 0 gives every entry
+    /// an allocation of its own. Why: an allocation per entry pays the
+    /// allocator's rounding per item (14 of the 37 bytes of overhead per
+    /// item at 32-byte values). Packed, an entry costs its exact size,
+    /// and the holes that deletes and overwrites leave are compacted
+    /// away once they pass an eighth of the sealed segments (see
+    /// `seg.rs`). Smaller segments return memory in smaller pieces and
+    /// compact more often.
+    pub segment_bytes: usize,
 }
 
 impl Default for Config {
@@ -153,8 +178,24 @@ impl Default for Config {
             evict: true,
             seed: None,
             max_bytes: None,
+            segment_bytes: seg::SEG,
         }
     }
+}
+
+/// How full the sealed segments of packed entries are. Why it is
+/// public: holes are memory the process holds that no entry uses, the
+/// packed store's counterpart of an allocator's fragmentation, and an
+/// embedder watching RSS needs to tell the two apart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SegmentStats {
+    /// Sealed segments (those still open for appends are not counted).
+    pub segments: usize,
+    /// Bytes written into them, headers included.
+    pub bytes: usize,
+    /// Bytes of entries since deleted, replaced or moved: what compaction
+    /// would give back.
+    pub holes: usize,
 }
 
 /// When a store should happen, relative to what is there now.
@@ -350,6 +391,10 @@ pub struct Store {
     /// (see [`Journal`]).
     journal: OnceLock<Arc<dyn Journal>>,
     journaling: AtomicBool,
+    /// Segments for packed entries (`None`: every entry is allocated on
+    /// its own). Declared last so that it is dropped after the shards,
+    /// whose entries point into it.
+    arena: Option<Box<seg::Arena>>,
 }
 
 /// A change to the keyspace, as a [`Journal`] sees it: always the key's
@@ -435,6 +480,8 @@ impl Store {
             expirations: AtomicU64::new(0),
             journal: OnceLock::new(),
             journaling: AtomicBool::new(false),
+            arena: (config.segment_bytes > 0)
+                .then(|| Box::new(seg::Arena::new(config.segment_bytes))),
         }
     }
 
@@ -562,14 +609,107 @@ impl Store {
             access: secs(now),
             flags,
         };
-        let new = Entry::new(key, &[value], meta);
+        let new = self.entry(hash, key, &[value], meta);
         let old = self.put(shard, found, hash, new);
         if stale && let Some(i) = shard.table.find(hash, |e| e.key() == key) {
             shard.table.entry_mut(i).mark(entry::STALE, 0);
         }
         drop(guard);
         drop(old);
+        self.after_write(key.len() + value.len());
         Ok(())
+    }
+
+    /// Builds an entry: packed into the store's segments when it has
+    /// them, else an allocation of its own. The head is picked by hash
+    /// bits the shard and bucket do not use, so concurrent writers spread
+    /// over the heads.
+    #[inline]
+    fn entry(&self, hash: u64, key: &[u8], parts: &[&[u8]], meta: Meta) -> Entry {
+        match &self.arena {
+            Some(a) => Entry::new_in(a, (hash >> 29) as usize, key, parts, meta),
+            None => Entry::new(key, parts, meta),
+        }
+    }
+
+    /// After a write has released its lock: while the segments hold more
+    /// holes than the store tolerates, does a compaction step in
+    /// proportion to what was written (`bytes`), so compaction keeps up
+    /// with the writes that make holes.
+    #[inline]
+    fn after_write(&self, bytes: usize) {
+        if let Some(a) = &self.arena
+            && a.needs.load(Ordering::Relaxed)
+        {
+            self.compact_step(a, 16 * bytes + 1024);
+        }
+    }
+
+    /// Walks about `work` bytes of the segment being compacted (picking
+    /// one first if none is), moving every entry it finds still in a
+    /// table into the compactor's own segment under that entry's shard
+    /// lock. An entry no table holds is a hole: it is skipped, and its
+    /// bytes come back with the segment once whoever holds it drops it.
+    /// One compactor at a time; a writer that finds it busy goes on.
+    ///
+    /// Why per entry, under its shard's lock: a table's buckets point at
+    /// entries, so a move must swap the pointer where lookups cannot see
+    /// it half done. The key is read without the lock to find the shard;
+    /// the segment is pinned, so its bytes stay as written.
+    fn compact_step(&self, a: &seg::Arena, work: usize) {
+        let Ok(mut c) = a.compactor.try_lock() else {
+            return;
+        };
+        let c = &mut *c;
+        if c.walk.is_none() {
+            c.walk = a.pick();
+        }
+        let Some(w) = &mut c.walk else {
+            return;
+        };
+        let end = w.off + work;
+        // Entries ahead of the one being moved: their buckets are
+        // prefetched a few entries early, so that the moves (to random
+        // shards) do not each wait for a cache miss.
+        const AHEAD: usize = 8;
+        let mut ring = [(0usize, 0u64); AHEAD];
+        let (mut head, mut tail, mut next) = (0usize, 0usize, w.off);
+        while w.off < w.fill && w.off < end {
+            while tail - head < AHEAD && next < w.fill && next < end {
+                // SAFETY: `next` starts an entry of a sealed segment (the
+                // walk goes entry by entry from the first), pinned by
+                // `pick`.
+                let (size, key) = unsafe { entry::peek_unlocked((w.base + next) as *const u8) };
+                let hash = self.hash(key);
+                self.prefetch_hash(hash);
+                ring[tail % AHEAD] = (size, hash);
+                tail += 1;
+                next += size;
+            }
+            let (size, hash) = ring[head % AHEAD];
+            head += 1;
+            let p = (w.base + w.off) as *mut u8;
+            let mut g = self.lock_index(self.shard_of(hash));
+            if let Some(i) = g.table.find(hash, |e| e.addr() == p) {
+                // SAFETY: the table's live entry, under its shard's lock.
+                let moved = unsafe { Entry::copy_in(a, &mut c.head, g.table.at(i)) };
+                match moved {
+                    Some(new) => {
+                        let old = g.table.replace(i, hash, new);
+                        drop(g);
+                        drop(old);
+                    }
+                    // No segment to move it to: stop, keep the walk.
+                    None => return,
+                }
+            }
+            w.off += size;
+        }
+        if w.off >= w.fill {
+            let base = w.base;
+            c.walk = None;
+            a.unpin(base);
+        }
     }
 
     #[inline]
@@ -638,7 +778,12 @@ impl Store {
     /// misses overlap instead of queueing one after another.
     #[inline]
     pub fn prefetch(&self, key: &[u8]) {
-        let hash = self.hash(key);
+        self.prefetch_hash(self.hash(key));
+    }
+
+    /// [`Store::prefetch`] for a hash in hand.
+    #[inline]
+    fn prefetch_hash(&self, hash: u64) {
         let hint = self.shards[self.shard_of(hash)]
             .hint
             .load(Ordering::Relaxed);
@@ -752,7 +897,7 @@ impl Store {
                 access: e.access(),
                 flags: e.flags(),
             };
-            let new = Entry::new(e.key(), &[e.value()], meta);
+            let new = self.entry(hash, e.key(), &[e.value()], meta);
             let size = new.size();
             let prev = shard.table.replace(i, hash, new);
             shard.bytes = shard.bytes + size - prev.size();
@@ -885,7 +1030,20 @@ impl Store {
             access: secs(now),
             flags: opts.flags,
         };
-        let new = Entry::new(key, &[value], meta);
+        if let Some(i) = found
+            && shard.table.at(i).same_shape(value.len(), &meta)
+        {
+            // The same layout and size: overwrite in place (no allocation,
+            // no hole, nothing to free; the size does not change, so
+            // nothing needs evicting either).
+            on_replaced(EntryRef(shard.table.at(i)));
+            shard.table.entry_mut(i).rewrite(&meta, value);
+            self.note(shard, hash, key, now);
+            drop(guard);
+            drop(dead);
+            return Ok(SetOutcome::Stored { replaced: true });
+        }
+        let new = self.entry(hash, key, &[value], meta);
         let mut evicted = Evicted::default();
         let placed = self.place(shard, found, hash, key, new, now, &mut evicted);
         let replaced = match placed {
@@ -904,6 +1062,7 @@ impl Store {
         drop(replaced);
         drop(dead);
         drop(evicted);
+        self.after_write(key.len() + value.len());
         Ok(SetOutcome::Stored {
             replaced: found.is_some(),
         })
@@ -1005,6 +1164,10 @@ impl Store {
             } else {
                 Ok(false)
             };
+        }
+        if let Some(a) = &self.arena {
+            // Holes now cost items: compaction keeps them fewer.
+            a.evicting.store(true, Ordering::Relaxed);
         }
         let share = budget / self.shards.len();
         let cap = EVICT_MAX + grow / 128;
@@ -1164,7 +1327,7 @@ impl Store {
                 access: secs(now),
                 flags: old.flags(),
             };
-            let new = Entry::new(old.key(), &[old.value()], meta);
+            let new = self.entry(hash, old.key(), &[old.value()], meta);
             let size = new.size();
             let old = shard.table.replace(i, hash, new);
             shard.bytes = shard.bytes + size - old.size();
@@ -1271,6 +1434,7 @@ impl Store {
                         drop(guard);
                         drop(old);
                         drop(evicted);
+                        self.after_write(key.len() + scratch.len());
                         Ok(r)
                     }
                     Err(e) => Err(UpdateError::Store(e)),
@@ -1301,7 +1465,8 @@ impl Store {
     ) -> Result<Option<Entry>, StoreError> {
         let old = found.map(|i| shard.table.at(i));
         let (expires, flags) = old.map(|e| (e.expires(), e.flags())).unwrap_or((0, 0));
-        let new = Entry::new(
+        let new = self.entry(
+            hash,
             key,
             &edit.parts(old.map(|e| e.value()).unwrap_or_default()),
             Meta {
@@ -1355,11 +1520,25 @@ impl Store {
                 drop(guard);
                 drop(old);
                 drop(evicted);
+                self.after_write(key.len() + len);
                 Some(len)
             })
         };
         drop(dead);
         res
+    }
+
+    /// The packed entries' segments (see [`Config::segment_bytes`]):
+    /// `None` for a store that does not pack.
+    pub fn segment_stats(&self) -> Option<SegmentStats> {
+        self.arena.as_ref().map(|a| {
+            let (segments, bytes, holes) = a.stats();
+            SegmentStats {
+                segments,
+                bytes,
+                holes,
+            }
+        })
     }
 
     /// Live entries that carry an expiry (INFO's keyspace `expires`).
@@ -1406,9 +1585,22 @@ impl Store {
     /// Removes every entry, one shard at a time. Returns how many were
     /// removed. Memory is freed outside the locks.
     pub fn clear(&self) -> usize {
-        if let Some(j) = self.journal.get() {
-            return self.clear_journaled(&**j);
+        let n = match self.journal.get() {
+            Some(j) => self.clear_journaled(&**j),
+            None => self.clear_quietly(),
+        };
+        // Nothing is left to move: end the compactor's walk, so that its
+        // segment goes back now rather than at the next compaction.
+        if let Some(a) = &self.arena
+            && let Ok(mut c) = a.compactor.try_lock()
+            && let Some(w) = c.walk.take()
+        {
+            a.unpin(w.base);
         }
+        n
+    }
+
+    fn clear_quietly(&self) -> usize {
         let mut n = 0;
         for i in 0..self.shards.len() {
             let old = {

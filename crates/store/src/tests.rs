@@ -567,8 +567,13 @@ mod model {
 
     proptest! {
         #[test]
-        fn matches_a_hashmap(ops in proptest::collection::vec(op(), 1..200)) {
-            let st = Store::new(Config { shards: 3, seed: Some(9), ..Config::default() });
+        fn matches_a_hashmap(
+            ops in proptest::collection::vec(op(), 1..200),
+            segment_bytes in prop_oneof![Just(0usize), Just(4096usize), Just(seg::SEG)],
+        ) {
+            // Unpacked, packed into 4 KiB segments (which seal and compact
+            // within a few operations) and packed as the server does.
+            let st = Store::new(Config { shards: 3, seed: Some(9), segment_bytes, ..Config::default() });
             let mut model: HashMap<Vec<u8>, (Vec<u8>, i64)> = HashMap::new();
             let mut now = S;
             let alive = |e: i64, now: i64| e == 0 || e > now;
@@ -1278,4 +1283,256 @@ fn shard_choice_leaves_bucket_and_tag_bits_alone() {
     assert_eq!(st.shard_of(0), 0);
     assert_eq!(st.shard_of(0xffff << 32), 65535);
     assert_eq!(st.shard_of(0x1234 << 32), 0x1234);
+}
+
+mod packed {
+    //! Packed entries (`seg.rs`): holes left by overwrites and deletes are
+    //! compacted away, moved entries keep every field, emptied segments
+    //! go back, and concurrent writers never see a half-moved entry.
+    use super::*;
+    use std::sync::Arc;
+
+    fn store(segment_bytes: usize) -> Store {
+        Store::new(Config {
+            shards: 8,
+            seed: Some(5),
+            segment_bytes,
+            ..Config::default()
+        })
+    }
+
+    fn val(k: u32, round: u32, len: usize) -> Vec<u8> {
+        let mut v = format!("{k}:{round}:").into_bytes();
+        v.resize(len, b'.');
+        v
+    }
+
+    #[test]
+    fn small_entries_are_packed_byte_exact() {
+        let st = store(seg::SEG);
+        st.set(b"key:1", &[b'v'; 32], &SetOptions::default(), S)
+            .unwrap();
+        let (p, big) = {
+            let (hash, g) = st.lock(b"key:1");
+            let i = g.table.find(hash, |e| e.key() == b"key:1").unwrap();
+            (g.table.at(i).addr(), g.table.at(i).size())
+        };
+        assert!(seg::contains(p), "a 45-byte entry is packed");
+        assert_eq!(big, 8 + 5 + 32);
+        // The next entry through the same head starts right after it.
+        let hash = st.hash(b"key:1");
+        let next = Entry::new_in(
+            st.arena.as_ref().unwrap(),
+            (hash >> 29) as usize,
+            b"k",
+            &[b"v"],
+            Meta::default(),
+        );
+        assert_eq!(next.as_ptr().addr(), p.wrapping_add(big));
+        drop(next);
+        // Over the packing limit an entry is an allocation of its own.
+        st.set(b"big", &vec![1; seg::PACK_MAX], &SetOptions::default(), S)
+            .unwrap();
+        let (hash, g) = st.lock(b"big");
+        let i = g.table.find(hash, |e| e.key() == b"big").unwrap();
+        assert!(!seg::contains(g.table.at(i).addr()));
+        // Unpacked stores never use segments.
+        let plain = store(0);
+        plain
+            .set(b"key:1", &[b'v'; 32], &SetOptions::default(), S)
+            .unwrap();
+        let (hash, g) = plain.lock(b"key:1");
+        let i = g.table.find(hash, |e| e.key() == b"key:1").unwrap();
+        assert!(!seg::contains(g.table.at(i).addr()));
+    }
+
+    #[test]
+    fn overwrites_are_compacted_and_segments_given_back() {
+        let st = store(8192);
+        let a = st.arena.as_ref().unwrap();
+        let keys = 2_000u32;
+        for round in 0..30 {
+            for k in 0..keys {
+                let len = 20 + (k * 7 + round) as usize % 200;
+                st.set(
+                    format!("k{k}").as_bytes(),
+                    &val(k, round, len),
+                    &SetOptions::default(),
+                    S,
+                )
+                .unwrap();
+            }
+            let (_, fill, dead) = a.stats();
+            // Holes stay near a quarter of the sealed bytes (nothing is
+            // evicted here): the threshold, plus what the writes between
+            // two seals add.
+            assert!(
+                dead <= fill / 4 + 4 * 8192,
+                "round {round}: {dead} of {fill} are holes"
+            );
+        }
+        for k in 0..keys {
+            let len = 20 + (k * 7 + 29) as usize % 200;
+            assert_eq!(
+                get(&st, format!("k{k}").as_bytes(), S),
+                Some(val(k, 29, len))
+            );
+        }
+        let live = st.bytes();
+        let (_, fill, _) = a.stats();
+        assert!(
+            fill < live + live / 4 + 8 * 8192,
+            "{fill} bytes sealed for {live} live"
+        );
+        // Deleting everything empties every sealed segment, and each goes
+        // back (the compactor's walk, if any, included once it ends).
+        for k in 0..keys {
+            assert!(st.delete(format!("k{k}").as_bytes(), S));
+        }
+        if let Some(w) = a.compactor.lock().unwrap().walk.take() {
+            a.unpin(w.base);
+        }
+        assert_eq!(a.stats(), (0, 0, 0));
+    }
+
+    #[test]
+    fn holes_are_kept_fewer_while_evicting() {
+        let st = Store::new(Config {
+            shards: 8,
+            seed: Some(5),
+            segment_bytes: 8192,
+            max_bytes: Some(2_000_000),
+            ..Config::default()
+        });
+        let a = st.arena.as_ref().unwrap();
+        for k in 0..200_000u32 {
+            let len = 20 + (k * 13) as usize % 150;
+            st.set(
+                format!("k{k}").as_bytes(),
+                &val(k, 0, len),
+                &SetOptions::default(),
+                S,
+            )
+            .unwrap();
+            if k > 60_000 && k % 10_000 == 0 {
+                let (_, fill, dead) = a.stats();
+                assert!(
+                    dead <= fill / 16 + 4 * 8192,
+                    "{k}: {dead} of {fill} are holes"
+                );
+                assert!(st.bytes() <= 2_000_000);
+            }
+        }
+        assert!(st.evictions() > 150_000);
+    }
+
+    #[test]
+    fn moved_entries_keep_every_field() {
+        let st = Store::new(Config {
+            shards: 2,
+            seed: Some(5),
+            segment_bytes: 4096,
+            cas: true,
+            ..Config::default()
+        });
+        let o = SetOptions {
+            expiry: Expiry::At(1_000 * S),
+            flags: 77,
+            ..Default::default()
+        };
+        st.set(b"keep", b"value", &o, S).unwrap();
+        assert!(st.get(b"keep", S, |e| e.is_some()));
+        st.invalidate(b"keep", S);
+        let before = st.peek(b"keep", S, |e| {
+            let e = e.unwrap();
+            (
+                e.value().to_vec(),
+                e.flags(),
+                e.cas(),
+                e.expires(),
+                e.is_stale(),
+                e.last_access_secs(),
+            )
+        });
+        let addr = |st: &Store| {
+            let (hash, g) = st.lock(b"keep");
+            let i = g.table.find(hash, |e| e.key() == b"keep").unwrap();
+            g.table.at(i).addr()
+        };
+        let first = addr(&st);
+        // Churn other keys (with sizes that change, so that each write
+        // leaves a hole) until the segment holding `keep` is compacted.
+        let mut round = 0;
+        while addr(&st) == first {
+            for k in 0..200u32 {
+                st.set(
+                    format!("o{k}").as_bytes(),
+                    &val(k, round, 60 + (round % 7) as usize),
+                    &SetOptions::default(),
+                    S,
+                )
+                .unwrap();
+            }
+            round += 1;
+            assert!(round < 1_000, "never moved");
+        }
+        let after = st.peek(b"keep", S, |e| {
+            let e = e.unwrap();
+            (
+                e.value().to_vec(),
+                e.flags(),
+                e.cas(),
+                e.expires(),
+                e.is_stale(),
+                e.last_access_secs(),
+            )
+        });
+        assert_eq!(before, after);
+        let (hash, g) = st.lock(b"keep");
+        let i = g.table.find(hash, |e| e.key() == b"keep").unwrap();
+        assert!(g.table.at(i).was_hit(), "the hit mark moves with the entry");
+    }
+
+    #[test]
+    fn concurrent_writers_and_readers_see_whole_values() {
+        let st = Arc::new(store(4096));
+        let threads: Vec<_> = (0..2u32)
+            .map(|t| {
+                let st = Arc::clone(&st);
+                std::thread::spawn(move || {
+                    for round in 0..200u32 {
+                        for k in 0..300u32 {
+                            let key = format!("k{k}");
+                            if (k + round + t) % 3 == 0 {
+                                let got = get(&st, key.as_bytes(), S);
+                                if let Some(v) = got {
+                                    // Exactly some round's value for this key.
+                                    let s = String::from_utf8(v).unwrap();
+                                    let r: u32 = s.split(':').nth(1).unwrap().parse().unwrap();
+                                    let len = 30 + ((k + r) % 90) as usize;
+                                    assert_eq!(s.as_bytes(), val(k, r, len), "{key}");
+                                }
+                            } else {
+                                let len = 30 + ((k + round) % 90) as usize;
+                                st.set(
+                                    key.as_bytes(),
+                                    &val(k, round, len),
+                                    &SetOptions::default(),
+                                    S,
+                                )
+                                .unwrap();
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let a = st.arena.as_ref().unwrap();
+        let (_, fill, dead) = a.stats();
+        assert!(dead <= fill / 8 + 8 * 4096, "{dead} of {fill}");
+        assert_eq!(st.len(), 300);
+    }
 }

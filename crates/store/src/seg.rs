@@ -1,0 +1,511 @@
+//! Packed entries: byte-exact placement of small entries in large shared
+//! segments, and the bookkeeping that gives a segment back once nothing in
+//! it is alive.
+//!
+//! Owns: the process-wide address range segments are carved from, each
+//! store's open segments (one per allocation head), the per-segment live
+//! byte count, and choosing which segment to compact.
+//! Does not own: entry layout (`entry.rs`), finding and moving the live
+//! entries of a segment (`Store::compact_step` in `lib.rs`, which holds
+//! the shard locks that moving needs) or the byte budget.
+//!
+//! Why: every entry its own allocation costs the allocator's rounding per
+//! item: a 50-byte entry takes a 64-byte block, 14 of the 37 bytes of
+//! overhead per item at 32-byte values (the store header in `lib.rs` has
+//! the arithmetic). Here an entry takes exactly its size, appended at the
+//! end of an open segment.
+//!
+//! How memory comes back: a segment counts the bytes of the entries in it
+//! that have not been dropped (`state`, with a bias while it is still open
+//! for appends and another while the compactor walks it). Dropping an
+//! entry subtracts its size; the drop that takes the count to zero gives
+//! the segment back. So a segment is reused only once every entry placed
+//! in it is gone, whoever still held one (an entry moved out of a table is
+//! read until its owner drops it), which is the whole safety argument.
+//! Deletes and overwrites leave holes; `Store::compact_step` copies the
+//! live entries of the segment with the most holes into a fresh one,
+//! under each entry's shard lock, and the segment then empties.
+//!
+//! Why one reserved range: a dropped entry must find out cheaply whether
+//! it lives in a segment, and which (the entry header has no bit left).
+//! Segments are aligned slots of one range reserved at first use
+//! (`PROT_NONE`, so it costs neither memory nor commit charge until a slot
+//! is made writable), so the test is two compares and the segment header
+//! is the address rounded down. If the range cannot be reserved (an
+//! address-space limit), stores fall back to one allocation per entry.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, Once};
+
+/// Bytes of address space per segment slot, and the largest segment.
+pub(crate) const SEG: usize = 4 << 20;
+/// Segment header bytes (the entries start after it).
+pub(crate) const SEG_HEADER: usize = 64;
+/// Largest entry placed in a segment. Larger entries stay allocations of
+/// their own (their rounding is a small fraction of them), and a segment
+/// never wastes more than this at its end.
+pub(crate) const PACK_MAX: usize = 16 * 1024;
+/// The smallest fill a segment is sealed at, unless configured smaller.
+const MIN_LIMIT: usize = 64 << 10;
+/// Allocation heads per store: writers pick one by hash, so two threads
+/// seldom wait on the same one.
+const HEADS: usize = 4;
+
+/// `state` bias while a segment is some head's open segment.
+const OPEN: u64 = 1 << 40;
+/// `state` bias while the compactor walks a segment.
+const PIN: u64 = 1 << 50;
+/// The live-byte part of `state`.
+const LIVE: u64 = OPEN - 1;
+
+/// Address range to reserve: 1 TiB (262,144 slots), else less (under
+/// an address-space limit, or valgrind, which refuses the larger ones).
+const RESERVE: [usize; 4] = [1 << 40, 64 << 30, 16 << 30, 4 << 30];
+
+/// Start and length of the reserved range (0 and 0 until reserved).
+static BASE: AtomicUsize = AtomicUsize::new(0);
+static LEN: AtomicUsize = AtomicUsize::new(0);
+static RESERVED: Once = Once::new();
+
+/// Slots handed out so far (`bump`) and slots given back (`free`, made
+/// writable once and emptied with `MADV_DONTNEED`).
+struct Slots {
+    bump: usize,
+    free: Vec<usize>,
+}
+
+static SLOTS: Mutex<Slots> = Mutex::new(Slots {
+    bump: 0,
+    free: Vec::new(),
+});
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn reserve() {
+    RESERVED.call_once(|| {
+        for len in RESERVE {
+            // SAFETY: an anonymous PROT_NONE mapping with no hint has no
+            // preconditions; the result is checked.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len + SEG,
+                    libc::PROT_NONE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                )
+            };
+            if p != libc::MAP_FAILED {
+                let base = (p as usize).next_multiple_of(SEG);
+                LEN.store(len, Ordering::Relaxed);
+                BASE.store(base, Ordering::Relaxed);
+                return;
+            }
+        }
+    });
+}
+
+/// Whether `p` lies in a segment (so the entry there is packed).
+#[inline]
+pub(crate) fn contains(p: *const u8) -> bool {
+    (p as usize).wrapping_sub(BASE.load(Ordering::Relaxed)) < LEN.load(Ordering::Relaxed)
+}
+
+/// The segment a packed address lies in.
+#[inline]
+fn base_of(p: usize) -> usize {
+    p & !(SEG - 1)
+}
+
+/// The header at the start of every segment in use.
+#[repr(C)]
+struct Header {
+    /// Live bytes once sealed (while open: [`OPEN`] less the bytes of the
+    /// entries dropped so far), plus [`PIN`] while walked.
+    state: AtomicU64,
+    /// End of the last entry; final once the segment is sealed.
+    fill: AtomicUsize,
+    /// The owning [`Arena`].
+    arena: AtomicUsize,
+}
+
+#[inline]
+fn header<'a>(base: usize) -> &'a Header {
+    // SAFETY: `base` is a segment in use: its first page is mapped
+    // writable and `Arena::new_segment` initialised the header, which
+    // stays valid until the segment is given back (when nothing can
+    // reach it any more).
+    unsafe { &*(base as *const Header) }
+}
+
+/// A fresh slot made writable, or `None` when the range is used up (or
+/// could not be reserved).
+fn take_slot() -> Option<usize> {
+    reserve();
+    let (base, len) = (BASE.load(Ordering::Relaxed), LEN.load(Ordering::Relaxed));
+    if len == 0 {
+        return None;
+    }
+    let mut s = lock(&SLOTS);
+    if let Some(b) = s.free.pop() {
+        return Some(b);
+    }
+    if s.bump + SEG > len {
+        return None;
+    }
+    let b = base + s.bump;
+    // SAFETY: `b..b+SEG` lies inside the reserved range, unused so far.
+    let r = unsafe { libc::mprotect(b as *mut _, SEG, libc::PROT_READ | libc::PROT_WRITE) };
+    if r != 0 {
+        return None;
+    }
+    s.bump += SEG;
+    Some(b)
+}
+
+/// Empties a slot (its pages go back to the kernel) and keeps it for the
+/// next segment of any store.
+fn give_slot(b: usize) {
+    // SAFETY: `b` is a whole slot no entry refers to any more.
+    unsafe { libc::madvise(b as *mut _, SEG, libc::MADV_DONTNEED) };
+    lock(&SLOTS).free.push(b);
+}
+
+/// Where a head appends: its open segment (0: none yet) and the offset
+/// of the next entry.
+#[derive(Default)]
+pub(crate) struct Head {
+    base: usize,
+    off: usize,
+}
+
+/// A store's segments.
+#[derive(Default)]
+struct Segs {
+    /// Sealed segments that still hold entries.
+    sealed: Vec<usize>,
+    /// One emptied segment kept resident for the next head that needs
+    /// one (emptying and refaulting 4 MiB costs about a millisecond).
+    spare: Option<usize>,
+}
+
+/// The segment the compactor is walking, and where it has got to.
+pub(crate) struct Walk {
+    pub base: usize,
+    pub off: usize,
+    pub fill: usize,
+}
+
+/// What the compactor keeps between steps: the segment it walks, and the
+/// head it copies live entries to (apart from the writers' heads, so the
+/// entries that survive a compaction, the colder ones, end up together).
+#[derive(Default)]
+pub(crate) struct Compactor {
+    pub walk: Option<Walk>,
+    pub head: Head,
+}
+
+/// One store's packed-entry space.
+pub(crate) struct Arena {
+    heads: [Mutex<Head>; HEADS],
+    /// The largest fill a segment is sealed at (≤ [`SEG`]).
+    fill_limit: usize,
+    /// The fill segments are sealed at now: a thirty-second of the sealed
+    /// bytes, at least 64 KiB, at most `fill_limit`. Why it follows the
+    /// store's size: a small store in 4 MiB segments would tolerate
+    /// holes of two whole segments (the floor below which compacting
+    /// does not pay), a fifth of 40 MB; a large one in small segments
+    /// would waste more at segment ends (up to an entry each).
+    limit: AtomicUsize,
+    segs: Mutex<Segs>,
+    pub compactor: Mutex<Compactor>,
+    /// Set when a seal finds more holes than the store tolerates; writers
+    /// then run compaction steps until it clears.
+    pub needs: AtomicBool,
+    /// Set by the store whenever it evicts to make room; read and cleared
+    /// at each seal into `pressed`.
+    pub evicting: AtomicBool,
+    /// Whether the store evicted since the seal before last: holes then
+    /// cost items, and fewer are tolerated (see [`Arena::tolerated`]).
+    pressed: AtomicBool,
+}
+
+impl Arena {
+    /// An arena sealing segments at `segment_bytes` (clamped to 1 KiB ..=
+    /// 4 MiB; segments that small only make sense in tests, where they
+    /// seal and compact within a few writes).
+    pub fn new(segment_bytes: usize) -> Arena {
+        Arena {
+            heads: Default::default(),
+            fill_limit: segment_bytes.clamp(1 << 10, SEG),
+            limit: AtomicUsize::new(segment_bytes.clamp(1 << 10, SEG).min(MIN_LIMIT)),
+            segs: Mutex::default(),
+            compactor: Mutex::default(),
+            needs: AtomicBool::new(false),
+            evicting: AtomicBool::new(false),
+            pressed: AtomicBool::new(false),
+        }
+    }
+
+    /// Largest entry this arena places.
+    #[inline]
+    pub fn max_entry(&self) -> usize {
+        PACK_MAX.min(self.fill_limit - SEG_HEADER)
+    }
+
+    /// Places `size` bytes in head `h`'s segment (`h` is any number; it is
+    /// taken modulo the head count) and lets `write` fill them while the
+    /// head is locked, so that once a segment is sealed every byte in it
+    /// has been written (the compactor reads sealed segments without
+    /// shard locks). `None` when no segment can be had.
+    pub fn alloc(&self, h: usize, size: usize, write: impl FnOnce(*mut u8)) -> Option<*mut u8> {
+        let mut head = lock(&self.heads[h % HEADS]);
+        self.alloc_in(&mut head, size, write)
+    }
+
+    /// As [`Arena::alloc`], on a head the caller holds.
+    pub fn alloc_in(
+        &self,
+        head: &mut Head,
+        size: usize,
+        write: impl FnOnce(*mut u8),
+    ) -> Option<*mut u8> {
+        debug_assert!(size <= self.max_entry() && size > 0);
+        // A segment takes at least one entry, whatever the current limit:
+        // an entry up to `max_entry` always fits in a slot.
+        if head.base == 0
+            || (head.off + size > self.limit.load(Ordering::Relaxed) && head.off > SEG_HEADER)
+        {
+            if head.base != 0 {
+                self.seal(head.base, head.off);
+                head.base = 0;
+            }
+            head.base = self.new_segment()?;
+            head.off = SEG_HEADER;
+        }
+        let p = (head.base + head.off) as *mut u8;
+        write(p);
+        // The segment's count learns what was placed in it when it is
+        // sealed (one atomic per segment, not per entry): until then its
+        // [`OPEN`] bias keeps drops from taking it to zero.
+        head.off += size;
+        Some(p)
+    }
+
+    fn new_segment(&self) -> Option<usize> {
+        let spare = lock(&self.segs).spare.take();
+        let b = match spare {
+            Some(b) => b,
+            None => take_slot()?,
+        };
+        let h = header(b);
+        h.state.store(OPEN, Ordering::Relaxed);
+        h.fill.store(SEG_HEADER, Ordering::Relaxed);
+        h.arena
+            .store(self as *const Arena as usize, Ordering::Relaxed);
+        Some(b)
+    }
+
+    /// Closes an open segment for appends: it joins the sealed list (the
+    /// compactor's candidates), or is given back at once if every entry
+    /// in it is already gone. Checks whether the store now holds more
+    /// holes than it tolerates.
+    fn seal(&self, base: usize, fill: usize) {
+        let h = header(base);
+        h.fill.store(fill, Ordering::Relaxed);
+        // Listed before the bias goes, so that the drop that empties it
+        // finds it in the list.
+        lock(&self.segs).sealed.push(base);
+        // The count was OPEN less what was dropped; it becomes what was
+        // placed less what was dropped.
+        let delta = ((fill - SEG_HEADER) as u64).wrapping_sub(OPEN);
+        if h.state
+            .fetch_add(delta, Ordering::AcqRel)
+            .wrapping_add(delta)
+            == 0
+        {
+            self.release(base);
+        }
+        self.check();
+    }
+
+    /// Sets [`Arena::needs`] when the sealed segments' holes exceed an
+    /// eighth of their bytes (and two segments' worth).
+    fn check(&self) {
+        let (fill, dead) = self.totals(&lock(&self.segs));
+        let limit = (fill / 32).clamp(self.fill_limit.min(MIN_LIMIT), self.fill_limit);
+        self.limit.store(limit, Ordering::Relaxed);
+        let evicted = self.evicting.swap(false, Ordering::Relaxed);
+        self.pressed.store(evicted, Ordering::Relaxed);
+        self.needs
+            .store(dead > self.tolerated(fill), Ordering::Relaxed);
+    }
+
+    /// Bytes of holes tolerated in `fill` sealed bytes: a quarter, or a
+    /// sixteenth while the store is evicting to make room; and at least
+    /// two segments' worth (compacting a segment that is nearly all live
+    /// copies much to give back little).
+    ///
+    /// Why two settings: compaction's cost is the live entries it moves
+    /// for each byte it gives back, and that grows quickly as the holes
+    /// get fewer (the segment with the most holes is about as full as the
+    /// rest when writes land at random: a fourth of holes overall means
+    /// about one entry moved per entry freed, an eighth about five). With
+    /// room to spare, holes cost nothing but memory the limit does not
+    /// need, so they are let grow; at the limit every hole is an item
+    /// evicted, so they are kept few.
+    fn tolerated(&self, fill: usize) -> usize {
+        let div = if self.pressed.load(Ordering::Relaxed) {
+            16
+        } else {
+            4
+        };
+        (2 * self.limit.load(Ordering::Relaxed)).max(fill / div)
+    }
+
+    /// Bytes in sealed segments, and the part of them no live entry uses.
+    fn totals(&self, s: &Segs) -> (usize, usize) {
+        let mut fill = 0;
+        let mut dead = 0;
+        for &b in &s.sealed {
+            let h = header(b);
+            let f = h.fill.load(Ordering::Relaxed);
+            let live = (h.state.load(Ordering::Relaxed) & LIVE) as usize;
+            fill += f;
+            dead += (f - SEG_HEADER).saturating_sub(live);
+        }
+        (fill, dead)
+    }
+
+    /// Picks the sealed segment with the most holes and pins it, or
+    /// returns `None` (clearing [`Arena::needs`]) when the holes are back
+    /// under the threshold. Only the compactor calls this.
+    pub fn pick(&self) -> Option<Walk> {
+        let s = lock(&self.segs);
+        let (fill, dead) = self.totals(&s);
+        if dead <= self.tolerated(fill) / 2 {
+            self.needs.store(false, Ordering::Relaxed);
+            return None;
+        }
+        let mut best: Option<(usize, usize)> = None;
+        for &b in &s.sealed {
+            let h = header(b);
+            let f = h.fill.load(Ordering::Relaxed);
+            let d =
+                (f - SEG_HEADER).saturating_sub((h.state.load(Ordering::Relaxed) & LIVE) as usize);
+            if best.is_none_or(|(_, bd)| d > bd) {
+                best = Some((b, d));
+            }
+        }
+        let (base, _) = best?;
+        let h = header(base);
+        // A count already at zero means its last drop is about to give it
+        // back: leave it alone.
+        h.state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |st| {
+                (st != 0).then_some(st + PIN)
+            })
+            .ok()?;
+        Some(Walk {
+            base,
+            off: SEG_HEADER,
+            fill: h.fill.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Ends a walk: the segment goes back once its remaining entries are
+    /// dropped (now, if they already are).
+    pub fn unpin(&self, base: usize) {
+        if header(base).state.fetch_sub(PIN, Ordering::AcqRel) == PIN {
+            self.release(base);
+        }
+    }
+
+    /// Gives back a segment whose count reached zero.
+    fn release(&self, base: usize) {
+        let mut s = lock(&self.segs);
+        if let Some(i) = s.sealed.iter().position(|&b| b == base) {
+            s.sealed.swap_remove(i);
+        }
+        if s.spare.is_none() {
+            s.spare = Some(base);
+            return;
+        }
+        drop(s);
+        give_slot(base);
+    }
+
+    /// Sealed segments and their holes, for tests and statistics:
+    /// (segments, bytes in them, bytes of holes).
+    pub fn stats(&self) -> (usize, usize, usize) {
+        let s = lock(&self.segs);
+        let (fill, dead) = self.totals(&s);
+        (s.sealed.len(), fill, dead)
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // The store drops its tables first, so every entry is gone: open
+        // segments hold only their bias, sealed ones were given back. A
+        // segment with anything else left is leaked, never reused.
+        let mut open: Vec<(usize, usize)> = self
+            .heads
+            .iter_mut()
+            .map(|h| {
+                let h = h.get_mut().unwrap_or_else(|e| e.into_inner());
+                (h.base, h.off)
+            })
+            .collect();
+        let c = self.compactor.get_mut().unwrap_or_else(|e| e.into_inner());
+        open.push((c.head.base, c.head.off));
+        let mut leaked = 0;
+        let s = self.segs.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = c.walk.take() {
+            let h = header(w.base);
+            if h.state.load(Ordering::Relaxed) == PIN {
+                s.sealed.retain(|&b| b != w.base);
+                give_slot(w.base);
+            } else {
+                leaked += 1;
+            }
+        }
+        for (b, off) in open.into_iter().filter(|&(b, _)| b != 0) {
+            // Everything placed was dropped: OPEN less all of it.
+            if header(b).state.load(Ordering::Relaxed) == OPEN - (off - SEG_HEADER) as u64 {
+                give_slot(b);
+            } else {
+                leaked += 1;
+            }
+        }
+        if let Some(b) = s.spare.take() {
+            give_slot(b);
+        }
+        debug_assert!(
+            s.sealed.is_empty(),
+            "sealed segments outlived their entries"
+        );
+        debug_assert!(leaked == 0, "{leaked} segments not empty at the end");
+    }
+}
+
+/// Takes a dropped packed entry's bytes off its segment's count, giving
+/// the segment back when that was the last of them.
+///
+/// # Safety
+/// `p` must be a packed entry of `size` bytes (from [`Arena::alloc`]),
+/// dropped exactly once, and its arena must still exist.
+#[inline]
+pub(crate) unsafe fn free(p: *const u8, size: usize) {
+    let base = base_of(p as usize);
+    let h = header(base);
+    if h.state.fetch_sub(size as u64, Ordering::AcqRel) == size as u64 {
+        // SAFETY: the arena outlives every entry it placed (the caller's
+        // contract), and `new_segment` stored its address here.
+        let arena = unsafe { &*(h.arena.load(Ordering::Relaxed) as *const Arena) };
+        arena.release(base);
+    }
+}
