@@ -23,13 +23,19 @@
 //! Why the sizes are not powers of two: a table that doubles runs
 //! between 3/8 and 3/4 full, so its buckets cost 10.7 to 21.3 bytes per
 //! item (16 on average), more than the rest of a small item's overhead.
-//! Bucket counts here are `m << e` with `m` in 4..=7, so each growth step
-//! is 1.14x to 1.25x and a table at the default load factor runs between
-//! 60% and 75% full: 10.7 to 13.3 bytes per item. The home bucket is
+//! Bucket counts here are `m << e` with `m` in 8..=15 from 64 buckets
+//! up, so each growth step is 1.07x to 1.125x and a table at the default
+//! load factor runs between 67% and 75% full: 10.7 to 12.0 bytes per item
+//! (with `m` in 4..=7, the steps before issue 17's packing, 10.7 to 13.3;
+//! a byte per item once entries carry no allocator rounding). Below 64
+//! buckets `m` stays in 4..=7: a shard with a few dozen items gains a few
+//! bytes from finer steps and pays a rehash of every item for each one
+//! (11 growths more on the way to 64, 6% more instructions in the
+//! benchmark's 100,000-key prefill). The home bucket is
 //! `(low 32 bits of the hash × n) >> 32` (a multiply instead of a mask,
 //! uniform for any `n`; the shard uses bits 32..48 and the tag the top 16,
 //! so the three are independent). More steps mean more rehashing while a
-//! table grows (about six moves per item in all, against two when
+//! table grows (about twelve moves per item in all, against two when
 //! doubling); `resize` prefetches the keys it is about to rehash so those
 //! moves do not each wait for a cache miss.
 
@@ -64,27 +70,39 @@ fn addr(b: u64) -> *mut u8 {
     (b & ADDR) as *mut u8
 }
 
-/// The smallest valid bucket count (`m << e`, `m` in 4..=7) of at least
-/// `x` buckets.
+/// The smallest valid bucket count of at least `x` buckets: `m << e`
+/// with `m` in 4..=7 below 64 buckets and in 8..=15 from 64 up.
 pub(crate) fn size_at_least(x: usize) -> usize {
     let x = x.max(4);
-    let e = (usize::BITS - 1 - x.leading_zeros()).saturating_sub(2);
+    let bits = mantissa_bits(x);
+    let e = (usize::BITS - 1 - x.leading_zeros()).saturating_sub(bits);
     let m = x.div_ceil(1 << e);
-    if m > 7 { 4 << (e + 1) } else { m << e }
+    if m >= 2 << bits {
+        1 << (bits + e + 1)
+    } else {
+        m << e
+    }
 }
 
-/// Packs a valid bucket count into 7 bits (`m - 4` and `e`), for the
-/// store's lock-free prefetch hint.
+/// Bits of `m` below its leading one: 2 for small tables (few items, so
+/// coarse steps cost little memory and save rehashing), 3 from 64 buckets.
+#[inline]
+fn mantissa_bits(n: usize) -> u32 {
+    if n < 64 { 2 } else { 3 }
+}
+
+/// Packs a valid bucket count into 9 bits (`m` and `e`), for the store's
+/// lock-free prefetch hint.
 pub(crate) fn encode_size(n: usize) -> u64 {
-    let e = (usize::BITS - 1 - n.leading_zeros()).saturating_sub(2);
+    let e = (usize::BITS - 1 - n.leading_zeros()).saturating_sub(mantissa_bits(n));
     debug_assert_eq!(size_at_least(n), n, "not a table size");
-    (((n >> e) - 4) as u64) | ((e as u64) << 2)
+    ((n >> e) as u64) | ((e as u64) << 4)
 }
 
 /// The bucket count [`encode_size`] packed.
 #[inline]
 pub(crate) fn decode_size(code: u64) -> usize {
-    (4 + (code as usize & 3)) << ((code >> 2) & 31)
+    (code as usize & 15) << ((code >> 4) & 31)
 }
 
 /// Home bucket of `hash` among `n` buckets.
@@ -526,25 +544,32 @@ mod tests {
     }
 
     #[test]
-    fn sizes_step_by_at_most_a_quarter() {
+    fn sizes_step_by_an_eighth_from_64_buckets() {
         let mut prev = 0;
         for x in 0..100_000usize {
             let n = size_at_least(x);
             assert!(n >= x.max(4), "{x} -> {n}");
-            let e = usize::BITS - 1 - n.leading_zeros() - 2;
+            let e = (usize::BITS - 1 - n.leading_zeros()).saturating_sub(mantissa_bits(n));
+            let m = n >> e;
             assert!(
-                (4..=7).contains(&(n >> e)) && n.is_multiple_of(1 << e),
+                (if n < 64 { 4..=7 } else { 8..=15 }).contains(&m) && n.is_multiple_of(1 << e),
                 "{n}"
             );
             assert_eq!(decode_size(encode_size(n)), n);
+            assert!(encode_size(n) < 1 << 9);
             if n != prev {
                 // Minimal: the size just below x is not a valid size.
                 assert!(x <= 4 || size_at_least(x - 1) < n);
-                assert!(prev == 0 || n * 4 <= prev * 5, "{prev} -> {n}");
+                if prev >= 64 {
+                    assert!(n * 8 <= prev * 9, "{prev} -> {n}");
+                } else {
+                    assert!(prev == 0 || n * 4 <= prev * 5, "{prev} -> {n}");
+                }
                 prev = n;
             }
         }
         assert_eq!(size_at_least(1 << 31), 1 << 31);
+        assert_eq!(decode_size(encode_size(15 << 28)), 15 << 28);
         for n in [4, 5, 6, 7, 8, 10, 448, 1 << 20] {
             // The home bucket covers every index and never runs past n.
             assert_eq!(index(u64::MAX, n), n - 1);

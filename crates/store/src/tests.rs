@@ -352,26 +352,32 @@ fn eviction_demotes_when_every_candidate_was_read() {
     // decay the old keys' marks would hold for good and the new keys
     // would be nearly the only victims; with it, each sample of five
     // marked keys clears four marks, and the old keys go first by recency.
-    let st = Store::new(Config {
-        shards: 1,
-        seed: Some(4),
-        ..Config::default()
-    });
+    // Over ten seeds (where the samples fall depends on the table's size
+    // and the seed): 25 of 100 old keys kept on average with the decay,
+    // 44 without it.
     let key = |i: u32| format!("key:{i}").into_bytes();
-    for i in 0..100 {
-        st.set(&key(i), b"v", &SetOptions::default(), S).unwrap();
-        assert!(get(&st, &key(i), S).is_some());
-    }
-    st.set_low_memory(true);
-    for i in 100..400 {
-        let now = (2 + i as i64) * S;
-        st.set(&key(i), b"v", &SetOptions::default(), now).unwrap();
-    }
-    let old = (0..100)
-        .filter(|&i| st.peek(&key(i), 500 * S, |e| e.is_some()))
-        .count();
-    // 15 with the decay, 39 without it (this seed).
-    assert!(old <= 25, "old keys kept: {old} of 100");
+    let kept: usize = (0..10)
+        .map(|seed| {
+            let st = Store::new(Config {
+                shards: 1,
+                seed: Some(seed),
+                ..Config::default()
+            });
+            for i in 0..100 {
+                st.set(&key(i), b"v", &SetOptions::default(), S).unwrap();
+                assert!(get(&st, &key(i), S).is_some());
+            }
+            st.set_low_memory(true);
+            for i in 100..400 {
+                let now = (2 + i as i64) * S;
+                st.set(&key(i), b"v", &SetOptions::default(), now).unwrap();
+            }
+            (0..100)
+                .filter(|&i| st.peek(&key(i), 500 * S, |e| e.is_some()))
+                .count()
+        })
+        .sum();
+    assert!(kept <= 320, "old keys kept: {kept} of 1,000");
 }
 
 #[test]
