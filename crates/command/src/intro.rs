@@ -604,6 +604,14 @@ fn section(ctx: &Ctx<'_>, name: &str, t: &mut String) {
                 &format!("{:.2}", rss as f64 / used.max(1) as f64),
             );
             kv("mem_allocator", &s.allocator);
+            // Packed entries' segments (issue 17): holes are the memory
+            // that deletes, overwrites and evictions freed and compaction
+            // has not yet given back.
+            if let Some(seg) = sh.store.segment_stats() {
+                kv("mem_segments", &seg.segments);
+                kv("mem_segments_bytes", &seg.bytes);
+                kv("mem_segments_holes", &seg.holes);
+            }
         }
         "persistence" => {
             kv("loading", &0);

@@ -147,7 +147,7 @@ impl Ticker {
 /// fixed costs (connection buffers, table growth) would inflate it. A
 /// correction factor then closes the loop on RSS itself: while RSS is over
 /// the limit it shrinks in proportion (down to half); while the budget
-/// binds (the entries fill it) and RSS stays under 93% of the limit it
+/// binds (the entries fill it) and RSS stays under 95.5% of the limit it
 /// grows by 2% a tick (up to 4x), so a ratio learned too high cannot
 /// leave the cache half empty; between the two it drifts back to 1. The
 /// low-memory flag still evicts one entry per insert above the limit, as
@@ -211,7 +211,7 @@ impl MemoryGuard {
         let limit_f = limit as f64;
         if rss > limit {
             self.scale = (self.scale * limit_f / rss_f).max(0.5);
-        } else if rss_f < limit_f * 0.93 && bytes as f64 >= self.budget as f64 * 0.95 {
+        } else if rss_f < limit_f * 0.955 && bytes as f64 >= self.budget as f64 * 0.95 {
             self.scale = (self.scale * 1.02).min(4.0);
         } else if rss_f < limit_f * 0.97 && self.scale < 1.0 {
             self.scale = (self.scale * 1.01).min(1.0);

@@ -300,6 +300,15 @@ fn redis_crate_resp2_and_resp3() {
             info.get::<String>("redis_mode").as_deref(),
             Some("standalone")
         );
+        // The packed entries' segments: a few small values fill no
+        // segment yet, so none is sealed and there are no holes.
+        let mem: redis::InfoDict = redis::cmd("INFO").arg("memory").query(&mut c).unwrap();
+        assert_eq!(
+            info.get::<u64>("mem_segments_holes"),
+            mem.get("mem_segments_holes")
+        );
+        assert_eq!(mem.get::<u64>("mem_segments"), Some(0));
+        assert_eq!(mem.get::<u64>("mem_segments_holes"), Some(0));
     }
     srv.shutdown().unwrap();
 }
