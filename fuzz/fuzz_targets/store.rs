@@ -15,7 +15,8 @@
 //! The input's length picks the entry placement: allocations of their
 //! own, packed into 1 KiB segments (which seal, compact and go back within
 //! a few writes, so moves race nothing but the ops themselves) or packed
-//! as the server does. At the end a clear must leave no segment behind,
+//! as the server does. Sweeps are followed by a compaction step, as the
+//! server's timer runs one. At the end a clear must leave no segment behind,
 //! and dropping the store checks (under debug assertions) that every
 //! segment came back empty.
 #![no_main]
@@ -198,6 +199,9 @@ fuzz_target!(|data: &[u8]| {
                 store.sweep(now);
                 model.retain(|_, e| e.1 == 0 || e.1 > now);
                 assert_eq!(store.len(), model.len());
+                // What the server's timer does after: compact the holes
+                // the sweep (or anything before it) left, a step at most.
+                store.compact(64 + arg as usize * 16);
             }
             8 => {
                 // Under low memory a new key evicts one entry: the hit

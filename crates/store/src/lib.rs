@@ -74,7 +74,8 @@
 //!   they wrote, while the sealed segments hold more holes than a quarter
 //!   of their bytes (a sixteenth while the store is evicting, when every
 //!   hole is an item the limit does not hold; see `Arena::tolerated` for
-//!   why two settings).
+//!   why two settings); [`Store::compact`] does the same from a timer,
+//!   for holes that deletes leave in a store nobody writes to.
 //! - **An overwrite of the same size** (a counter, a fixed-size record, a
 //!   session refreshed) is written in place ([`Store::set`]): no hole, no
 //!   allocation. That is also the common benchmark shape, where it makes
@@ -158,14 +159,18 @@ pub struct Config {
     /// this; the server derives it from `--maxmemory` and RSS samples.
     pub max_bytes: Option<usize>,
     /// Pack entries of up to 16 KiB byte-exact into shared segments of
-    /// this many bytes (clamped to 1 KiB ..= 4 MiB); 0 gives every entry
-    /// an allocation of its own. Why: an allocation per entry pays the
-    /// allocator's rounding per item (14 of the 37 bytes of overhead per
-    /// item at 32-byte values). Packed, an entry costs its exact size,
-    /// and the holes that deletes and overwrites leave are compacted
-    /// away once they pass an eighth of the sealed segments (see
-    /// `seg.rs`). Smaller segments return memory in smaller pieces and
-    /// compact more often.
+    /// at most this many bytes (clamped to 1 KiB ..= 4 MiB); 0 gives
+    /// every entry an allocation of its own. Why: an allocation per entry
+    /// pays the allocator's rounding per item (14 of the 37 bytes of
+    /// overhead per item at 32-byte values). Packed, an entry costs its
+    /// exact size, and the holes that deletes and overwrites leave are
+    /// compacted away once they pass a quarter of the sealed segments'
+    /// bytes (a sixteenth while the store evicts; see `seg.rs`). Below
+    /// this size, segments are sealed at a thirty-second of the store's
+    /// packed bytes (at least 64 KiB), so a small store returns memory in
+    /// small pieces. Each segment takes a 4 MiB slot of one address range
+    /// reserved for the process (1 TiB, no memory until used) whatever
+    /// its size, so sizes below 64 KiB are for tests.
     pub segment_bytes: usize,
 }
 
@@ -639,7 +644,7 @@ impl Store {
     #[inline]
     fn after_write(&self, bytes: usize) {
         if let Some(a) = &self.arena
-            && a.needs.load(Ordering::Relaxed)
+            && (a.needs.load(Ordering::Relaxed) || a.walking.load(Ordering::Relaxed))
         {
             self.compact_step(a, 16 * bytes + 1024);
         }
@@ -663,6 +668,7 @@ impl Store {
         let c = &mut *c;
         if c.walk.is_none() {
             c.walk = a.pick();
+            a.walking.store(c.walk.is_some(), Ordering::Relaxed);
         }
         let Some(w) = &mut c.walk else {
             return;
@@ -708,6 +714,7 @@ impl Store {
         if w.off >= w.fill {
             let base = w.base;
             c.walk = None;
+            a.walking.store(false, Ordering::Relaxed);
             a.unpin(base);
         }
     }
@@ -1528,6 +1535,22 @@ impl Store {
         res
     }
 
+    /// Looks for holes in the packed entries' segments and, if they are
+    /// over what the store tolerates, compacts about `work` bytes of them.
+    /// Why: writers compact as they write, but holes that deletes, sweeps
+    /// or expiry leave in a store that then takes no writes would stay
+    /// resident for good; a server calls this from its timer (ours: 2 MiB
+    /// ten times a second). Cheap when there is nothing to do: one pass
+    /// over the list of sealed segments.
+    pub fn compact(&self, work: usize) {
+        if let Some(a) = &self.arena {
+            a.check();
+            if a.needs.load(Ordering::Relaxed) || a.walking.load(Ordering::Relaxed) {
+                self.compact_step(a, work);
+            }
+        }
+    }
+
     /// The packed entries' segments (see [`Config::segment_bytes`]):
     /// `None` for a store that does not pack.
     pub fn segment_stats(&self) -> Option<SegmentStats> {
@@ -1595,6 +1618,7 @@ impl Store {
             && let Ok(mut c) = a.compactor.try_lock()
             && let Some(w) = c.walk.take()
         {
+            a.walking.store(false, Ordering::Relaxed);
             a.unpin(w.base);
         }
         n

@@ -55,8 +55,6 @@ const HEADS: usize = 4;
 const OPEN: u64 = 1 << 40;
 /// `state` bias while the compactor walks a segment.
 const PIN: u64 = 1 << 50;
-/// The live-byte part of `state`.
-const LIVE: u64 = OPEN - 1;
 
 /// Address range to reserve: 1 TiB (262,144 slots), else less (under
 /// an address-space limit, or valgrind, which refuses the larger ones).
@@ -79,13 +77,35 @@ static SLOTS: Mutex<Slots> = Mutex::new(Slots {
     free: Vec::new(),
 });
 
+/// Set while every slot is in use, so that writers fall back to the heap
+/// without taking the slot lock each time; cleared when one comes back.
+static EXHAUSTED: AtomicBool = AtomicBool::new(false);
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The largest range to reserve under the process's address-space limit:
+/// a quarter of it, so the rest of the process (heaps, stacks, large
+/// entries) keeps the other three quarters; no limit, no cap.
+fn address_space_cap() -> usize {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct we pass.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut r) } == 0;
+    if !ok || r.rlim_cur == libc::RLIM_INFINITY {
+        usize::MAX
+    } else {
+        (r.rlim_cur / 4) as usize
+    }
+}
+
 fn reserve() {
     RESERVED.call_once(|| {
-        for len in RESERVE {
+        let cap = address_space_cap();
+        for len in RESERVE.into_iter().filter(|&len| len + SEG <= cap) {
             // SAFETY: an anonymous PROT_NONE mapping with no hint has no
             // preconditions; the result is checked.
             let p = unsafe {
@@ -99,6 +119,12 @@ fn reserve() {
                 )
             };
             if p != libc::MAP_FAILED {
+                // No transparent huge pages here, whatever the system's
+                // setting: with `always`, the first write to a segment
+                // (sealed at 64 KiB in a small store) would fault in 2 MiB.
+                // SAFETY: advice on a range we just mapped; failure only
+                // leaves the system's default.
+                unsafe { libc::madvise(p, len + SEG, libc::MADV_NOHUGEPAGE) };
                 let base = (p as usize).next_multiple_of(SEG);
                 LEN.store(len, Ordering::Relaxed);
                 BASE.store(base, Ordering::Relaxed);
@@ -141,12 +167,25 @@ fn header<'a>(base: usize) -> &'a Header {
     unsafe { &*(base as *const Header) }
 }
 
+/// Bytes in a listed segment and the part of them that are holes, or
+/// `None` for one whose seal has not yet turned its [`OPEN`] bias into a
+/// live count (it is listed a moment before; its count means nothing yet).
+fn holes(base: usize) -> Option<(usize, usize)> {
+    let h = header(base);
+    let st = h.state.load(Ordering::Relaxed) & !PIN;
+    if st >= OPEN {
+        return None;
+    }
+    let f = h.fill.load(Ordering::Relaxed);
+    Some((f, (f - SEG_HEADER).saturating_sub(st as usize)))
+}
+
 /// A fresh slot made writable, or `None` when the range is used up (or
 /// could not be reserved).
 fn take_slot() -> Option<usize> {
     reserve();
     let (base, len) = (BASE.load(Ordering::Relaxed), LEN.load(Ordering::Relaxed));
-    if len == 0 {
+    if len == 0 || EXHAUSTED.load(Ordering::Relaxed) {
         return None;
     }
     let mut s = lock(&SLOTS);
@@ -154,6 +193,7 @@ fn take_slot() -> Option<usize> {
         return Some(b);
     }
     if s.bump + SEG > len {
+        EXHAUSTED.store(true, Ordering::Relaxed);
         return None;
     }
     let b = base + s.bump;
@@ -172,6 +212,7 @@ fn give_slot(b: usize) {
     // SAFETY: `b` is a whole slot no entry refers to any more.
     unsafe { libc::madvise(b as *mut _, SEG, libc::MADV_DONTNEED) };
     lock(&SLOTS).free.push(b);
+    EXHAUSTED.store(false, Ordering::Relaxed);
 }
 
 /// Where a head appends: its open segment (0: none yet) and the offset
@@ -225,6 +266,10 @@ pub(crate) struct Arena {
     /// Set when a seal finds more holes than the store tolerates; writers
     /// then run compaction steps until it clears.
     pub needs: AtomicBool,
+    /// Set while the compactor has a segment pinned, so that writers keep
+    /// stepping until the walk ends even once `needs` clears (a pinned
+    /// segment, part moved out, would otherwise stay resident).
+    pub walking: AtomicBool,
     /// Set by the store whenever it evicts to make room; read and cleared
     /// at each seal into `pressed`.
     pub evicting: AtomicBool,
@@ -245,6 +290,7 @@ impl Arena {
             segs: Mutex::default(),
             compactor: Mutex::default(),
             needs: AtomicBool::new(false),
+            walking: AtomicBool::new(false),
             evicting: AtomicBool::new(false),
             pressed: AtomicBool::new(false),
         }
@@ -332,9 +378,12 @@ impl Arena {
         self.check();
     }
 
-    /// Sets [`Arena::needs`] when the sealed segments' holes exceed an
-    /// eighth of their bytes (and two segments' worth).
-    fn check(&self) {
+    /// Sets [`Arena::needs`] when the sealed segments' holes exceed what
+    /// is tolerated ([`Arena::tolerated`]), and the fill segments are
+    /// sealed at. Runs at every seal, and from `Store::compact` (the
+    /// server's ticker), so that holes deletes leave in a store nobody
+    /// writes to are found too.
+    pub fn check(&self) {
         let (fill, dead) = self.totals(&lock(&self.segs));
         let limit = (fill / 32).clamp(self.fill_limit.min(MIN_LIMIT), self.fill_limit);
         self.limit.store(limit, Ordering::Relaxed);
@@ -371,11 +420,9 @@ impl Arena {
         let mut fill = 0;
         let mut dead = 0;
         for &b in &s.sealed {
-            let h = header(b);
-            let f = h.fill.load(Ordering::Relaxed);
-            let live = (h.state.load(Ordering::Relaxed) & LIVE) as usize;
+            let Some((f, d)) = holes(b) else { continue };
             fill += f;
-            dead += (f - SEG_HEADER).saturating_sub(live);
+            dead += d;
         }
         (fill, dead)
     }
@@ -392,10 +439,7 @@ impl Arena {
         }
         let mut best: Option<(usize, usize)> = None;
         for &b in &s.sealed {
-            let h = header(b);
-            let f = h.fill.load(Ordering::Relaxed);
-            let d =
-                (f - SEG_HEADER).saturating_sub((h.state.load(Ordering::Relaxed) & LIVE) as usize);
+            let Some((_, d)) = holes(b) else { continue };
             if best.is_none_or(|(_, bd)| d > bd) {
                 best = Some((b, d));
             }

@@ -1402,6 +1402,44 @@ mod packed {
     }
 
     #[test]
+    fn holes_left_by_deletes_are_compacted_without_writes() {
+        let st = store(8192);
+        let a = st.arena.as_ref().unwrap();
+        let len = |k: u32| 20 + (k * 7) as usize % 200;
+        for k in 0..8_000u32 {
+            st.set(
+                format!("k{k}").as_bytes(),
+                &val(k, 0, len(k)),
+                &SetOptions::default(),
+                S,
+            )
+            .unwrap();
+        }
+        // Three keys in four go, and nothing is written after.
+        for k in (0..8_000u32).filter(|k| k % 4 != 0) {
+            assert!(st.delete(format!("k{k}").as_bytes(), S));
+        }
+        let (_, fill, dead) = a.stats();
+        assert!(dead > fill / 2, "{dead} of {fill}");
+        // What a server's timer does: a bounded step at a time.
+        for _ in 0..1_000 {
+            st.compact(64 << 10);
+            if !a.needs.load(Ordering::Relaxed) && !a.walking.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        let (_, fill, dead) = a.stats();
+        assert!(
+            dead <= fill / 4 + 2 * 8192,
+            "{dead} of {fill} after compaction"
+        );
+        for k in 0..8_000u32 {
+            let want = (k % 4 == 0).then(|| val(k, 0, len(k)));
+            assert_eq!(get(&st, format!("k{k}").as_bytes(), S), want);
+        }
+    }
+
+    #[test]
     fn holes_are_kept_fewer_while_evicting() {
         let st = Store::new(Config {
             shards: 8,
