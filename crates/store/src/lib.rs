@@ -66,7 +66,7 @@
 //! What it costs, and how that is kept small:
 //! - **Holes.** A delete, an overwrite or an eviction leaves the old
 //!   entry's bytes unused. A segment counts its live bytes and goes back
-//!   (to a per-store spare, else to the kernel) the moment the count
+//!   (its pages to the kernel, its slot to the next segment) the moment the count
 //!   reaches zero; otherwise the compactor (`Store::compact_step`)
 //!   copies the live entries of the segment with the most holes into a
 //!   fresh one, one entry at a time under that entry's shard lock, and
