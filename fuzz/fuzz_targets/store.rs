@@ -41,7 +41,7 @@ fn live(m: &Model, k: &[u8], now: i64) -> Option<(Rc<Vec<u8>>, i64, u32)> {
 fuzz_target!(|data: &[u8]| {
     let store = Store::new(Config {
         shards: 2,
-        segment_bytes: [0, 1024, 4 << 20][data.len() % 3],
+        segment_bytes: [0, 1024, 16 << 20][data.len() % 3],
         ..Config::default()
     });
     let mut model: Model = HashMap::new();

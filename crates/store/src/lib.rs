@@ -159,18 +159,18 @@ pub struct Config {
     /// this; the server derives it from `--maxmemory` and RSS samples.
     pub max_bytes: Option<usize>,
     /// Pack entries of up to 16 KiB byte-exact into shared segments of
-    /// at most this many bytes (clamped to 1 KiB ..= 4 MiB); 0 gives
+    /// at most this many bytes (clamped to 1 KiB ..= 16 MiB); 0 gives
     /// every entry an allocation of its own. Why: an allocation per entry
     /// pays the allocator's rounding per item (14 of the 37 bytes of
     /// overhead per item at 32-byte values). Packed, an entry costs its
     /// exact size, and the holes that deletes and overwrites leave are
     /// compacted away once they pass a quarter of the sealed segments'
     /// bytes (a sixteenth while the store evicts; see `seg.rs`). Below
-    /// this size, segments are sealed at a thirty-second of the store's
-    /// packed bytes (at least 64 KiB), so a small store returns memory in
-    /// small pieces. Each segment takes a 4 MiB slot of one address range
+    /// this size, segments are sealed at a sixteenth of the store's
+    /// packed bytes (at least 1 MiB), so a small store returns memory in
+    /// small pieces. Each segment takes a 16 MiB slot of one address range
     /// reserved for the process (1 TiB, no memory until used) whatever
-    /// its size, so sizes below 64 KiB are for tests.
+    /// its size, so sizes below 1 MiB are for tests.
     pub segment_bytes: usize,
 }
 

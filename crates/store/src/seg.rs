@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, Once};
 
 /// Bytes of address space per segment slot, and the largest segment.
-pub(crate) const SEG: usize = 4 << 20;
+pub(crate) const SEG: usize = 16 << 20;
 /// Segment header bytes (the entries start after it).
 pub(crate) const SEG_HEADER: usize = 64;
 /// Largest entry placed in a segment. Larger entries stay allocations of
@@ -46,7 +46,7 @@ pub(crate) const SEG_HEADER: usize = 64;
 /// never wastes more than this at its end.
 pub(crate) const PACK_MAX: usize = 16 * 1024;
 /// The smallest fill a segment is sealed at, unless configured smaller.
-const MIN_LIMIT: usize = 64 << 10;
+const MIN_LIMIT: usize = 1 << 20;
 /// Allocation heads per store: writers pick one by hash, so two threads
 /// seldom wait on the same one.
 const HEADS: usize = 4;
@@ -56,7 +56,7 @@ const OPEN: u64 = 1 << 40;
 /// `state` bias while the compactor walks a segment.
 const PIN: u64 = 1 << 50;
 
-/// Address range to reserve: 1 TiB (262,144 slots), else less (under
+/// Address range to reserve: 1 TiB (65,536 slots), else less (under
 /// an address-space limit, or valgrind, which refuses the larger ones).
 const RESERVE: [usize; 4] = [1 << 40, 64 << 30, 16 << 30, 4 << 30];
 
@@ -121,7 +121,7 @@ fn reserve() {
             if p != libc::MAP_FAILED {
                 // No transparent huge pages here, whatever the system's
                 // setting: with `always`, the first write to a segment
-                // (sealed at 64 KiB in a small store) would fault in 2 MiB.
+                // (sealed at 1 MiB in a small store) would fault in 2 MiB.
                 // SAFETY: advice on a range we just mapped; failure only
                 // leaves the system's default.
                 unsafe { libc::madvise(p, len + SEG, libc::MADV_NOHUGEPAGE) };
@@ -251,12 +251,16 @@ pub(crate) struct Arena {
     heads: [Mutex<Head>; HEADS],
     /// The largest fill a segment is sealed at (≤ [`SEG`]).
     fill_limit: usize,
-    /// The fill segments are sealed at now: a thirty-second of the sealed
-    /// bytes, at least 64 KiB, at most `fill_limit`. Why it follows the
-    /// store's size: a small store in 4 MiB segments would tolerate
-    /// holes of two whole segments (the floor below which compacting
-    /// does not pay), a fifth of 40 MB; a large one in small segments
-    /// would waste more at segment ends (up to an entry each).
+    /// The fill segments are sealed at now: a sixteenth of the sealed
+    /// bytes, at least 1 MiB, at most `fill_limit`. Why it follows the
+    /// store's size: a small store in 16 MiB segments would tolerate
+    /// holes of a whole segment (the floor below which compacting does
+    /// not pay), two fifths of 40 MB; a large one in small segments would
+    /// waste more at segment ends (the rest of the page after the last
+    /// entry, 2 KiB on average: at 4,000-byte values in 4 MiB segments
+    /// that was 2.5 bytes per item, in 16 MiB ones 0.6; and while a store
+    /// grows, segments sealed small add to that, hence a sixteenth, not
+    /// less).
     limit: AtomicUsize,
     segs: Mutex<Segs>,
     pub compactor: Mutex<Compactor>,
@@ -277,7 +281,7 @@ pub(crate) struct Arena {
 
 impl Arena {
     /// An arena sealing segments at `segment_bytes` (clamped to 1 KiB ..=
-    /// 4 MiB; segments that small only make sense in tests, where they
+    /// 16 MiB; segments that small only make sense in tests, where they
     /// seal and compact within a few writes).
     pub fn new(segment_bytes: usize) -> Arena {
         Arena {
@@ -378,7 +382,7 @@ impl Arena {
     /// writes to are found too.
     pub fn check(&self) {
         let (fill, dead) = self.totals(&lock(&self.segs));
-        let limit = (fill / 32).clamp(self.fill_limit.min(MIN_LIMIT), self.fill_limit);
+        let limit = (fill / 16).clamp(self.fill_limit.min(MIN_LIMIT), self.fill_limit);
         self.limit.store(limit, Ordering::Relaxed);
         let evicted = self.evicting.swap(false, Ordering::Relaxed);
         self.pressed.store(evicted, Ordering::Relaxed);
@@ -388,7 +392,7 @@ impl Arena {
 
     /// Bytes of holes tolerated in `fill` sealed bytes: a quarter, or a
     /// sixteenth while the store is evicting to make room; and at least
-    /// two segments' worth (compacting a segment that is nearly all live
+    /// one segment's worth (compacting a segment that is nearly all live
     /// copies much to give back little).
     ///
     /// Why two settings: compaction's cost is the live entries it moves
@@ -405,7 +409,7 @@ impl Arena {
         } else {
             4
         };
-        (2 * self.limit.load(Ordering::Relaxed)).max(fill / div)
+        self.limit.load(Ordering::Relaxed).max(fill / div)
     }
 
     /// Bytes in sealed segments, and the part of them no live entry uses.
