@@ -58,8 +58,8 @@
 //! `key:1`..`key:1000000`, a 50-byte entry took a 64-byte block: 14 of
 //! the 37 bytes of overhead per item. Packed, the overhead is the 8-byte
 //! header, the bucket (8 bytes / load) and under 2 bytes of everything
-//! else: 21.4 and 21.5 bytes per item at 32- and 100-byte values, against 37.3 and
-//! 32.3 (BENCHMARKS.md has every size, beside Pogocache, Memcached and
+//! else: 21.4 bytes per item at 32- and 100-byte values, against 37.3
+//! and 32.3 (BENCHMARKS.md has every size, beside Pogocache, Memcached and
 //! Redis). An allocator of our own with 8-byte classes would still have
 //! rounded 50 bytes to 56.
 //!

@@ -1313,16 +1313,41 @@ mod packed {
         v
     }
 
+    /// Where `key`'s entry lives, and its size.
+    fn placed(st: &Store, key: &[u8]) -> (*const u8, usize) {
+        let (hash, g) = st.lock(key);
+        let i = g.table.find(hash, |e| e.key() == key).unwrap();
+        (g.table.at(i).addr(), g.table.at(i).size())
+    }
+
+    /// Every field a client can see of `key`'s live entry, and its hit
+    /// mark.
+    fn fields(st: &Store, key: &[u8]) -> (Vec<u8>, u32, u64, Option<i64>, bool, u32, bool) {
+        let hit = {
+            let (hash, g) = st.lock(key);
+            let i = g.table.find(hash, |e| e.key() == key).unwrap();
+            g.table.at(i).was_hit()
+        };
+        st.peek(key, S, |e| {
+            let e = e.unwrap();
+            (
+                e.value().to_vec(),
+                e.flags(),
+                e.cas(),
+                e.expires(),
+                e.is_stale(),
+                e.last_access_secs(),
+                hit,
+            )
+        })
+    }
+
     #[test]
     fn small_entries_are_packed_byte_exact() {
         let st = store(seg::SEG);
         st.set(b"key:1", &[b'v'; 32], &SetOptions::default(), S)
             .unwrap();
-        let (p, big) = {
-            let (hash, g) = st.lock(b"key:1");
-            let i = g.table.find(hash, |e| e.key() == b"key:1").unwrap();
-            (g.table.at(i).addr(), g.table.at(i).size())
-        };
+        let (p, big) = placed(&st, b"key:1");
         assert!(seg::contains(p), "a 45-byte entry is packed");
         assert_eq!(big, 8 + 5 + 32);
         // The next entry through the same head starts right after it.
@@ -1339,17 +1364,13 @@ mod packed {
         // Over the packing limit an entry is an allocation of its own.
         st.set(b"big", &vec![1; seg::PACK_MAX], &SetOptions::default(), S)
             .unwrap();
-        let (hash, g) = st.lock(b"big");
-        let i = g.table.find(hash, |e| e.key() == b"big").unwrap();
-        assert!(!seg::contains(g.table.at(i).addr()));
+        assert!(!seg::contains(placed(&st, b"big").0));
         // Unpacked stores never use segments.
         let plain = store(0);
         plain
             .set(b"key:1", &[b'v'; 32], &SetOptions::default(), S)
             .unwrap();
-        let (hash, g) = plain.lock(b"key:1");
-        let i = g.table.find(hash, |e| e.key() == b"key:1").unwrap();
-        assert!(!seg::contains(g.table.at(i).addr()));
+        assert!(!seg::contains(placed(&plain, b"key:1").0));
     }
 
     #[test]
@@ -1487,22 +1508,9 @@ mod packed {
         st.set(b"keep", b"value", &o, S).unwrap();
         assert!(st.get(b"keep", S, |e| e.is_some()));
         st.invalidate(b"keep", S);
-        let before = st.peek(b"keep", S, |e| {
-            let e = e.unwrap();
-            (
-                e.value().to_vec(),
-                e.flags(),
-                e.cas(),
-                e.expires(),
-                e.is_stale(),
-                e.last_access_secs(),
-            )
-        });
-        let addr = |st: &Store| {
-            let (hash, g) = st.lock(b"keep");
-            let i = g.table.find(hash, |e| e.key() == b"keep").unwrap();
-            g.table.at(i).addr()
-        };
+        let before = fields(&st, b"keep");
+        assert!(before.6, "read once, so hit");
+        let addr = |st: &Store| placed(st, b"keep").0;
         let first = addr(&st);
         // Churn other keys (with sizes that change, so that each write
         // leaves a hole) until the segment holding `keep` is compacted.
@@ -1520,21 +1528,8 @@ mod packed {
             round += 1;
             assert!(round < 1_000, "never moved");
         }
-        let after = st.peek(b"keep", S, |e| {
-            let e = e.unwrap();
-            (
-                e.value().to_vec(),
-                e.flags(),
-                e.cas(),
-                e.expires(),
-                e.is_stale(),
-                e.last_access_secs(),
-            )
-        });
-        assert_eq!(before, after);
-        let (hash, g) = st.lock(b"keep");
-        let i = g.table.find(hash, |e| e.key() == b"keep").unwrap();
-        assert!(g.table.at(i).was_hit(), "the hit mark moves with the entry");
+        // Every field, the stale mark and the hit mark moved with it.
+        assert_eq!(fields(&st, b"keep"), before);
     }
 
     #[test]
