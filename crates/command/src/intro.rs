@@ -606,12 +606,11 @@ fn section(ctx: &Ctx<'_>, name: &str, t: &mut String) {
             kv("mem_allocator", &s.allocator);
             // Packed entries' segments (issue 17): holes are the memory
             // that deletes, overwrites and evictions freed and compaction
-            // has not yet given back.
-            if let Some(seg) = sh.store.segment_stats() {
-                kv("mem_segments", &seg.segments);
-                kv("mem_segments_bytes", &seg.bytes);
-                kv("mem_segments_holes", &seg.holes);
-            }
+            // has not yet given back (zeros when the store does not pack).
+            let seg = sh.store.segment_stats().unwrap_or_default();
+            kv("mem_segments", &seg.segments);
+            kv("mem_segments_bytes", &seg.bytes);
+            kv("mem_segments_holes", &seg.holes);
         }
         "persistence" => {
             kv("loading", &0);
