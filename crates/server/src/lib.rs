@@ -91,13 +91,7 @@ impl Server {
             evict: config.evict,
             seed: config.seed,
             max_bytes: None,
-            // Packed entries (issue 17) stay off in the server for now: in
-            // the soak test's burst (two threads writing 4x a 128 MiB
-            // limit in about a second) RSS peaked at 131-145 MiB with them
-            // against 125-130 without, past the limit's 10% margin, and
-            // the holes evictions leave reached a quarter of the sealed
-            // bytes where a sixteenth is the aim. See BENCHMARKS.md.
-            segment_bytes: 0,
+            ..Default::default()
         });
         let settings = Settings {
             auth: config.auth.clone().into_bytes(),

@@ -82,7 +82,9 @@ impl Ticker {
             // Holes in the packed entries' segments that writes have not
             // compacted (deletes and expiry in a store nobody writes to):
             // up to 2 MiB walked a tick, nothing when there are few.
-            self.shared.store.compact(2 << 20);
+            self.shared
+                .store
+                .compact(2 << 20, pogocache_store::clock::monotonic_ns());
             let rss = sys::rss() as u64;
             if let Some(limit) = self.maxmemory {
                 let low = rss > limit;

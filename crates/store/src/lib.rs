@@ -2,9 +2,11 @@
 //!
 //! The embeddable engine behind pogocache-rs: a sharded, thread-safe,
 //! in-memory key/value map with per-entry expiry, client flags, optional
-//! compare-and-swap tokens, lazy and background expiry, and sampled
-//! eviction under memory pressure (Pogocache's 2-random LRU, extended to
-//! five samples that spare entries read since written). It does no I/O
+//! compare-and-swap tokens, lazy and background expiry, and eviction under
+//! memory pressure (for packed entries, oldest segment first with a second
+//! chance for entries read since written; otherwise, and as a fallback,
+//! Pogocache's 2-random LRU extended to five samples that spare entries
+//! read since written). It does no I/O
 //! and knows no protocol, so it can be used directly from any Rust
 //! program, the way Pogocache's `pogocache.c` can be embedded in C.
 //!
@@ -45,9 +47,7 @@
 //!
 //! ## Where entries live: packed segments (issue 17)
 //!
-//! With [`Config::segment_bytes`] set (off by default, and in the server,
-//! for the reason given there), entries of up to 16 KiB are packed
-//! byte-exact into segments shared by
+//! Entries of up to 16 KiB are packed byte-exact into segments shared by
 //! every shard (`seg.rs`): a write appends its entry at the end of one of
 //! four open segments (picked by hash, so two threads seldom share one),
 //! and the bucket points at it as before. Larger entries stay allocations
@@ -82,11 +82,22 @@
 //!   session refreshed) is written in place ([`Store::set`]): no hole, no
 //!   allocation. That is also the common benchmark shape, where it makes
 //!   the store cheaper than before, not dearer.
-//! - **Eviction is still per item** (the sampled LRU below, which holds
-//!   the Zipf hit ratio above Pogocache's and Redis's): Segcache's whole-
-//!   segment merge eviction would spare the compactor's copying under
-//!   churn, but is a different policy whose hit ratio has not been
-//!   measured here.
+//! - **Eviction empties whole segments.** Random victims would leave
+//!   holes all over the store, and at the limit every hole is RSS the
+//!   budget cannot use: in a burst that wrote 4x a 128 MiB limit in a
+//!   second, holes reached a quarter of the sealed bytes and RSS went 10%
+//!   over while the compactor copied nine bytes for each it gave back.
+//!   So once a write has had to evict (over the byte budget, or over the
+//!   RSS limit), the compactor walks the *oldest* segment and evicts its
+//!   entries where they lie, until the store has a 128th of its budget
+//!   free again; an entry read since it was written (or last moved) is
+//!   moved instead, with its hit mark cleared: FIFO with a second chance,
+//!   as CLOCK, in the spirit of Segcache's segment eviction without its
+//!   merge. The segment then empties and goes back whole. The sampled
+//!   per-item eviction remains for large (unpacked) entries, for a store
+//!   with no sealed segment yet, and when a write finds the budget full
+//!   before the compactor has caught up. The Zipf hit ratio stays above
+//!   Pogocache's and Redis's (BENCHMARKS.md).
 //! - **Safety.** A segment is reused only once every entry placed in it
 //!   has been dropped, wherever it was (an entry moved out of a table is
 //!   read until its owner drops it), so no read can see a reused segment.
@@ -167,15 +178,14 @@ pub struct Config {
     /// overhead per item at 32-byte values). Packed, an entry costs its
     /// exact size, and the holes that deletes and overwrites leave are
     /// compacted away once they pass a quarter of the sealed segments'
-    /// bytes (a sixteenth while the store evicts; see `seg.rs`). Below
-    /// this size, segments are sealed at a sixteenth of the store's
-    /// packed bytes (at least 1 MiB), so a small store returns memory in
-    /// small pieces. Each segment takes a 16 MiB slot of one address range
-    /// reserved for the process (1 TiB, no memory until used) whatever
-    /// its size, so sizes below 1 MiB are for tests. Off (0) by default
-    /// until evictions under a byte budget leave fewer holes: in a burst
-    /// at the limit they reached a quarter of the sealed bytes (16 MiB,
-    /// `Store::segment_stats`), where a sixteenth is the aim.
+    /// bytes (a sixteenth while the store evicts, and no more than the
+    /// room left under the budget; see `seg.rs`); evictions empty the
+    /// oldest segment instead of leaving holes. Below this size, segments
+    /// are sealed at a sixteenth of the store's packed bytes (at least
+    /// 1 MiB), so a small store returns memory in small pieces. Each
+    /// segment takes a 16 MiB slot of one address range reserved for the
+    /// process (1 TiB, no memory until used) whatever its size, so sizes
+    /// below 1 MiB are for tests. Default: 16 MiB.
     pub segment_bytes: usize,
 }
 
@@ -188,7 +198,7 @@ impl Default for Config {
             evict: true,
             seed: None,
             max_bytes: None,
-            segment_bytes: 0,
+            segment_bytes: seg::SEG,
         }
     }
 }
@@ -626,7 +636,7 @@ impl Store {
         }
         drop(guard);
         drop(old);
-        self.after_write(key.len() + value.len());
+        self.after_write(key.len() + value.len(), now);
         Ok(())
     }
 
@@ -642,16 +652,39 @@ impl Store {
         }
     }
 
-    /// After a write has released its lock: while the segments hold more
-    /// holes than the store tolerates, does a compaction step in
-    /// proportion to what was written (`bytes`), so compaction keeps up
-    /// with the writes that make holes.
+    /// Room under the budget the compactor keeps free by evicting ahead
+    /// of the writes once they have had to evict: a 128th of the budget
+    /// (at least 64 KiB, four of the largest packed entries), so that a
+    /// write seldom finds the budget full and evicts at random (which
+    /// leaves a hole in some segment) instead of from the oldest one.
+    fn slack(&self) -> usize {
+        (self.budget.load(Ordering::Relaxed) / 128).max(64 << 10)
+    }
+
+    /// Entry bytes the store may still add under its budget.
+    fn room(&self) -> usize {
+        self.budget
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.total.load(Ordering::Relaxed))
+    }
+
+    /// After a write has released its lock: checks the holes if the write
+    /// sealed a segment, and while the segments hold more holes than the
+    /// store tolerates, or it is short of room, does a compaction step in
+    /// proportion to what was written (`bytes`), so compaction and
+    /// eviction keep up with the writes.
     #[inline]
-    fn after_write(&self, bytes: usize) {
-        if let Some(a) = &self.arena
-            && (a.needs.load(Ordering::Relaxed) || a.walking.load(Ordering::Relaxed))
-        {
-            self.compact_step(a, 16 * bytes + 1024);
+    fn after_write(&self, bytes: usize, now: i64) {
+        if let Some(a) = &self.arena {
+            if a.check_due.load(Ordering::Relaxed) && a.check_due.swap(false, Ordering::Relaxed) {
+                a.check(self.room());
+            }
+            if a.needs.load(Ordering::Relaxed)
+                || a.walking.load(Ordering::Relaxed)
+                || a.want_room.load(Ordering::Relaxed)
+            {
+                self.compact_step(a, 16 * bytes + 1024, now);
+            }
         }
     }
 
@@ -660,24 +693,52 @@ impl Store {
     /// table into the compactor's own segment under that entry's shard
     /// lock. An entry no table holds is a hole: it is skipped, and its
     /// bytes come back with the segment once whoever holds it drops it.
-    /// One compactor at a time; a writer that finds it busy goes on.
+    /// One compactor at a time; a writer that finds it busy leaves its
+    /// work to the next step (`Arena::owed`), so two writers get twice
+    /// the compaction of one.
+    ///
+    /// Short of room (a write had to evict, and the store has less than
+    /// [`Store::slack`] free under its budget, or owes bytes for writes
+    /// over the RSS limit), the walk takes the oldest segment, evicts the
+    /// entries it finds unread or expired, and moves the read ones with
+    /// their hit mark cleared (their second chance); it pauses as soon as
+    /// the store has room again, keeping the segment pinned for the next
+    /// shortage.
     ///
     /// Why per entry, under its shard's lock: a table's buckets point at
     /// entries, so a move must swap the pointer where lookups cannot see
     /// it half done. The key is read without the lock to find the shard;
     /// the segment is pinned, so its bytes stay as written.
-    fn compact_step(&self, a: &seg::Arena, work: usize) {
+    fn compact_step(&self, a: &seg::Arena, work: usize, now: i64) {
         let Ok(mut c) = a.compactor.try_lock() else {
+            a.owed.fetch_add(work, Ordering::Relaxed);
             return;
         };
+        let work = work + a.owed.swap(0, Ordering::Relaxed);
         let c = &mut *c;
+        // Short of room: a write had to evict, and the room under the
+        // budget is still below the slack. Then cold entries are evicted
+        // where the walk finds them instead of being copied.
+        let slack = self.slack();
+        let shortage = || self.room() < slack || a.debt.load(Ordering::Relaxed) > 0;
+        let mut short = a.want_room.load(Ordering::Relaxed) && shortage();
+        if !short {
+            a.want_room.store(false, Ordering::Relaxed);
+        }
         if c.walk.is_none() {
-            c.walk = a.pick();
-            a.walking.store(c.walk.is_some(), Ordering::Relaxed);
+            c.walk = if short { a.pick_oldest() } else { a.pick() };
+            a.walking
+                .store(c.walk.as_ref().is_some_and(|w| !w.evict), Ordering::Relaxed);
         }
         let Some(w) = &mut c.walk else {
             return;
         };
+        // An eviction walk with room enough waits for the next shortage
+        // (or for holes to compact): it pins one segment meanwhile.
+        let pause = |short: bool| w.evict && !short && !a.needs.load(Ordering::Relaxed);
+        if pause(short) {
+            return;
+        }
         let end = w.off + work;
         // Entries ahead of the one being moved: their buckets are
         // prefetched a few entries early, so that the moves (to random
@@ -702,19 +763,43 @@ impl Store {
             let p = (w.base + w.off) as *mut u8;
             let mut g = self.lock_index(self.shard_of(hash));
             if let Some(i) = g.table.find(hash, |e| e.addr() == p) {
-                // SAFETY: the table's live entry, under its shard's lock.
-                let moved = unsafe { Entry::copy_in(a, &mut c.head, g.table.at(i)) };
-                match moved {
-                    Some(new) => {
-                        let old = g.table.replace(i, hash, new);
-                        drop(g);
-                        drop(old);
+                let e = g.table.at(i);
+                if short && (!e.was_hit() || !e.is_alive(now)) {
+                    // Evicted where it lies: its bytes come back with the
+                    // segment, and no other segment gets a hole.
+                    let old = g.table.remove(i, &self.hasher);
+                    g.bytes -= old.size();
+                    self.note_gone(&old);
+                    self.count_removed(&old, now);
+                    drop(g);
+                    if a.debt.load(Ordering::Relaxed) > 0 {
+                        a.debt.fetch_sub(old.size() as isize, Ordering::Relaxed);
                     }
-                    // No segment to move it to: stop, keep the walk.
-                    None => return,
+                    drop(old);
+                    short = shortage();
+                } else {
+                    // SAFETY: the table's live entry, under its shard's lock.
+                    let moved = unsafe { Entry::copy_in(a, &mut c.head, e) };
+                    match moved {
+                        Some(new) => {
+                            let old = g.table.replace(i, hash, new);
+                            if short {
+                                // Its second chance is spent: read again
+                                // before the walk comes back, or it goes.
+                                g.table.entry_mut(i).clear_hit();
+                            }
+                            drop(g);
+                            drop(old);
+                        }
+                        // No segment to move it to: stop, keep the walk.
+                        None => return,
+                    }
                 }
             }
             w.off += size;
+            if w.off < w.fill && pause(short) {
+                return;
+            }
         }
         if w.off >= w.fill {
             let base = w.base;
@@ -1074,7 +1159,7 @@ impl Store {
         drop(replaced);
         drop(dead);
         drop(evicted);
-        self.after_write(key.len() + value.len());
+        self.after_write(key.len() + value.len(), now);
         Ok(SetOutcome::Stored {
             replaced: found.is_some(),
         })
@@ -1180,6 +1265,20 @@ impl Store {
         if let Some(a) = &self.arena {
             // Holes now cost items: compaction keeps them fewer.
             a.evicting.store(true, Ordering::Relaxed);
+            a.want_room.store(true, Ordering::Relaxed);
+            // Over the RSS limit but within the budget: the bytes this
+            // write adds are owed, and the compactor evicts them from the
+            // oldest segment right after it (random victims would leave
+            // holes all over the store, and holes are RSS). Unless the
+            // debt could not be paid (no sealed segment to walk, or the
+            // compactor is behind).
+            if a.sealed.load(Ordering::Relaxed) > 0
+                && !self.over_budget(shard, grow, budget)
+                && a.debt.load(Ordering::Relaxed) < self.slack() as isize
+            {
+                a.debt.fetch_add(grow.max(1) as isize, Ordering::Relaxed);
+                return Ok(false);
+            }
         }
         let share = budget / self.shards.len();
         let cap = EVICT_MAX + grow / 128;
@@ -1446,7 +1545,7 @@ impl Store {
                         drop(guard);
                         drop(old);
                         drop(evicted);
-                        self.after_write(key.len() + scratch.len());
+                        self.after_write(key.len() + scratch.len(), now);
                         Ok(r)
                     }
                     Err(e) => Err(UpdateError::Store(e)),
@@ -1532,7 +1631,7 @@ impl Store {
                 drop(guard);
                 drop(old);
                 drop(evicted);
-                self.after_write(key.len() + len);
+                self.after_write(key.len() + len, now);
                 Some(len)
             })
         };
@@ -1547,11 +1646,11 @@ impl Store {
     /// resident for good; a server calls this from its timer (ours: 2 MiB
     /// ten times a second). Cheap when there is nothing to do: one pass
     /// over the list of sealed segments.
-    pub fn compact(&self, work: usize) {
+    pub fn compact(&self, work: usize, now: i64) {
         if let Some(a) = &self.arena {
-            a.check();
+            a.check(self.room());
             if a.needs.load(Ordering::Relaxed) || a.walking.load(Ordering::Relaxed) {
-                self.compact_step(a, work);
+                self.compact_step(a, work, now);
             }
         }
     }

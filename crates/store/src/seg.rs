@@ -4,10 +4,12 @@
 //!
 //! Owns: the process-wide address range segments are carved from, each
 //! store's open segments (one per allocation head), the per-segment live
-//! byte count, and choosing which segment to compact.
-//! Does not own: entry layout (`entry.rs`), finding and moving the live
-//! entries of a segment (`Store::compact_step` in `lib.rs`, which holds
-//! the shard locks that moving needs) or the byte budget.
+//! byte count, the order segments were sealed in, and choosing which
+//! segment to compact (the largest share of holes) or to evict from (the
+//! oldest).
+//! Does not own: entry layout (`entry.rs`), finding, moving and evicting
+//! the live entries of a segment (`Store::compact_step` in `lib.rs`,
+//! which holds the shard locks that needs) or the byte budget.
 //!
 //! Why: every entry its own allocation costs the allocator's rounding per
 //! item: a 50-byte entry takes a 64-byte block, 14 of the 37 bytes of
@@ -23,8 +25,10 @@
 //! in it is gone, whoever still held one (an entry moved out of a table is
 //! read until its owner drops it), which is the whole safety argument.
 //! Deletes and overwrites leave holes; `Store::compact_step` copies the
-//! live entries of the segment with the most holes into a fresh one,
-//! under each entry's shard lock, and the segment then empties.
+//! live entries of the segment with the largest share of holes into a
+//! fresh one, under each entry's shard lock, and the segment then
+//! empties. Evictions leave none: they take the oldest segment's entries
+//! where they lie (moving only those read since), so it empties too.
 //!
 //! Why one reserved range: a dropped entry must find out cheaply whether
 //! it lives in a segment, and which (the entry header has no bit left).
@@ -34,7 +38,7 @@
 //! is the address rounded down. If the range cannot be reserved (an
 //! address-space limit), stores fall back to one allocation per entry.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, Once};
 
 /// Bytes of address space per segment slot, and the largest segment.
@@ -156,6 +160,9 @@ struct Header {
     fill: AtomicUsize,
     /// The owning [`Arena`].
     arena: AtomicUsize,
+    /// Order of sealing (the arena's count at the time): the oldest
+    /// segment is the one eviction walks.
+    seq: AtomicU64,
 }
 
 #[inline]
@@ -235,6 +242,9 @@ pub(crate) struct Walk {
     pub base: usize,
     pub off: usize,
     pub fill: usize,
+    /// Picked to make room (the oldest segment) rather than for its holes:
+    /// the walk pauses whenever the store has room again.
+    pub evict: bool,
 }
 
 /// What the compactor keeps between steps: the segment it walks, and the
@@ -264,6 +274,10 @@ pub(crate) struct Arena {
     limit: AtomicUsize,
     segs: Mutex<Segs>,
     pub compactor: Mutex<Compactor>,
+    /// Compaction work (bytes to walk) writers asked for while another
+    /// held the compactor: whoever gets it next does it too, so that two
+    /// writers do twice the work of one, not the same.
+    pub owed: AtomicUsize,
     /// Set when a seal finds more holes than the store tolerates; writers
     /// then run compaction steps until it clears.
     pub needs: AtomicBool,
@@ -272,11 +286,28 @@ pub(crate) struct Arena {
     /// segment, part moved out, would otherwise stay resident).
     pub walking: AtomicBool,
     /// Set by the store whenever it evicts to make room; read and cleared
-    /// at each seal into `pressed`.
+    /// at each check.
     pub evicting: AtomicBool,
-    /// Whether the store evicted since the seal before last: holes then
-    /// cost items, and fewer are tolerated (see [`Arena::tolerated`]).
-    pressed: AtomicBool,
+    /// Set when a segment is sealed: the store then runs [`Arena::check`]
+    /// after the write.
+    pub check_due: AtomicBool,
+    /// Holes tolerated, as of the last check ([`Arena::tolerated`]).
+    tolerated: AtomicUsize,
+    /// Set by the store when a write had to evict to make room: the
+    /// compactor then evicts from the oldest segment until the store has
+    /// room again (`Store::compact_step`), so that evictions empty whole
+    /// segments instead of leaving holes all over the store.
+    pub want_room: AtomicBool,
+    /// Bytes writes over the RSS limit (the store's low-memory flag) left
+    /// for the compactor to evict from the oldest segment. It evicts while
+    /// this is positive; what an eviction frees beyond it is credit for
+    /// the next write, so that over time as many bytes go as come.
+    pub debt: AtomicIsize,
+    /// Sealed segments listed now (the length of the list, readable
+    /// without its lock).
+    pub sealed: AtomicUsize,
+    /// Segments sealed so far (the next one's [`Header::seq`]).
+    seq: AtomicU64,
 }
 
 impl Arena {
@@ -290,10 +321,16 @@ impl Arena {
             limit: AtomicUsize::new(segment_bytes.clamp(1 << 10, SEG).min(MIN_LIMIT)),
             segs: Mutex::default(),
             compactor: Mutex::default(),
+            owed: AtomicUsize::new(0),
             needs: AtomicBool::new(false),
             walking: AtomicBool::new(false),
             evicting: AtomicBool::new(false),
-            pressed: AtomicBool::new(false),
+            check_due: AtomicBool::new(false),
+            tolerated: AtomicUsize::new(usize::MAX),
+            want_room: AtomicBool::new(false),
+            debt: AtomicIsize::new(0),
+            sealed: AtomicUsize::new(0),
+            seq: AtomicU64::new(0),
         }
     }
 
@@ -359,9 +396,15 @@ impl Arena {
     fn seal(&self, base: usize, fill: usize) {
         let h = header(base);
         h.fill.store(fill, Ordering::Relaxed);
+        h.seq
+            .store(self.seq.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
         // Listed before the bias goes, so that the drop that empties it
         // finds it in the list.
-        lock(&self.segs).sealed.push(base);
+        {
+            let mut s = lock(&self.segs);
+            s.sealed.push(base);
+            self.sealed.store(s.sealed.len(), Ordering::Relaxed);
+        }
         // The count was OPEN less what was dropped; it becomes what was
         // placed less what was dropped.
         let delta = ((fill - SEG_HEADER) as u64).wrapping_sub(OPEN);
@@ -372,28 +415,33 @@ impl Arena {
         {
             self.release(base);
         }
-        self.check();
+        // The store checks after the write (it knows the room left under
+        // its budget, see `Arena::check`).
+        self.check_due.store(true, Ordering::Relaxed);
     }
 
     /// Sets [`Arena::needs`] when the sealed segments' holes exceed what
     /// is tolerated ([`Arena::tolerated`]), and the fill segments are
-    /// sealed at. Runs at every seal, and from `Store::compact` (the
-    /// server's ticker), so that holes deletes leave in a store nobody
-    /// writes to are found too.
-    pub fn check(&self) {
+    /// sealed at. The store runs it after a write that sealed a segment,
+    /// and from `Store::compact` (the server's ticker), so that holes
+    /// deletes leave in a store nobody writes to are found too. `room`:
+    /// entry bytes the store may still add under its budget.
+    pub fn check(&self, room: usize) {
         let (fill, dead) = self.totals(&lock(&self.segs));
         let limit = (fill / 16).clamp(self.fill_limit.min(MIN_LIMIT), self.fill_limit);
         self.limit.store(limit, Ordering::Relaxed);
         let evicted = self.evicting.swap(false, Ordering::Relaxed);
-        self.pressed.store(evicted, Ordering::Relaxed);
-        self.needs
-            .store(dead > self.tolerated(fill), Ordering::Relaxed);
+        let tolerated = Self::tolerated(limit, fill, evicted, room);
+        self.tolerated.store(tolerated, Ordering::Relaxed);
+        let nd = dead > tolerated;
+        self.needs.store(nd, Ordering::Relaxed);
     }
 
     /// Bytes of holes tolerated in `fill` sealed bytes: a quarter, or a
-    /// sixteenth while the store is evicting to make room; and at least
-    /// one segment's worth (compacting a segment that is nearly all live
-    /// copies much to give back little).
+    /// sixteenth while the store is evicting to make room (`evicted`), and
+    /// never more than the `room` left under the store's budget; but at
+    /// least one segment's worth (`limit`: compacting a segment that is
+    /// nearly all live copies much to give back little).
     ///
     /// Why two settings: compaction's cost is the live entries it moves
     /// for each byte it gives back, and that grows quickly as the holes
@@ -403,13 +451,15 @@ impl Arena {
     /// room to spare, holes cost nothing but memory the limit does not
     /// need, so they are let grow; at the limit every hole is an item
     /// evicted, so they are kept few.
-    fn tolerated(&self, fill: usize) -> usize {
-        let div = if self.pressed.load(Ordering::Relaxed) {
-            16
-        } else {
-            4
-        };
-        self.limit.load(Ordering::Relaxed).max(fill / div)
+    ///
+    /// Why the room: the budget is what puts RSS at the limit, so holes
+    /// beyond it take RSS over the limit before the first eviction. In a
+    /// burst that fills a 128 MiB limit in a fraction of a second, holes
+    /// a quarter of the fill at the first eviction took RSS 10% over,
+    /// while compaction worked them down to a sixteenth.
+    fn tolerated(limit: usize, fill: usize, evicted: bool, room: usize) -> usize {
+        let div = if evicted { 16 } else { 4 };
+        limit.max((fill / div).min(room))
     }
 
     /// Bytes in sealed segments, and the part of them no live entry uses.
@@ -429,19 +479,44 @@ impl Arena {
     /// under the threshold. Only the compactor calls this.
     pub fn pick(&self) -> Option<Walk> {
         let s = lock(&self.segs);
-        let (fill, dead) = self.totals(&s);
-        if dead <= self.tolerated(fill) / 2 {
+        let (_, dead) = self.totals(&s);
+        if dead <= self.tolerated.load(Ordering::Relaxed) / 2 {
             self.needs.store(false, Ordering::Relaxed);
             return None;
         }
-        let mut best: Option<(usize, usize)> = None;
+        // The largest share of holes, not the most bytes of them: what a
+        // walk gives back per byte it copies. (By bytes, the large young
+        // segments won over small old ones with three times the share:
+        // in the soak burst the walks copied nine bytes for each one they
+        // gave back.)
+        let mut best: Option<(usize, usize, usize)> = None;
         for &b in &s.sealed {
-            let Some((_, d)) = holes(b) else { continue };
-            if best.is_none_or(|(_, bd)| d > bd) {
-                best = Some((b, d));
+            let Some((f, d)) = holes(b) else { continue };
+            if best.is_none_or(|(_, bf, bd)| d * bf > bd * f) {
+                best = Some((b, f, d));
             }
         }
-        let (base, _) = best?;
+        let (base, _, _) = best?;
+        Self::pin(base, false)
+    }
+
+    /// Picks the segment sealed first and pins it, for eviction: its
+    /// entries are the oldest written (or moved), so walking it is FIFO
+    /// eviction with a second chance for the entries read since
+    /// (`Store::compact_step`). `None` when nothing is sealed.
+    pub fn pick_oldest(&self) -> Option<Walk> {
+        let s = lock(&self.segs);
+        let base = s
+            .sealed
+            .iter()
+            .copied()
+            .filter(|&b| holes(b).is_some())
+            .min_by_key(|&b| header(b).seq.load(Ordering::Relaxed))?;
+        Self::pin(base, true)
+    }
+
+    /// Pins a listed segment for a walk (the segment lock held).
+    fn pin(base: usize, evict: bool) -> Option<Walk> {
         let h = header(base);
         // A count already at zero means its last drop is about to give it
         // back: leave it alone.
@@ -454,6 +529,7 @@ impl Arena {
             base,
             off: SEG_HEADER,
             fill: h.fill.load(Ordering::Relaxed),
+            evict,
         })
     }
 
@@ -470,6 +546,7 @@ impl Arena {
         let mut s = lock(&self.segs);
         if let Some(i) = s.sealed.iter().position(|&b| b == base) {
             s.sealed.swap_remove(i);
+            self.sealed.store(s.sealed.len(), Ordering::Relaxed);
         }
         drop(s);
         // Straight back to the kernel: a segment kept resident for the

@@ -1444,7 +1444,7 @@ mod packed {
         assert!(dead > fill / 2, "{dead} of {fill}");
         // What a server's timer does: a bounded step at a time.
         for _ in 0..1_000 {
-            st.compact(64 << 10);
+            st.compact(64 << 10, S);
             if !a.needs.load(Ordering::Relaxed) && !a.walking.load(Ordering::Relaxed) {
                 break;
             }
@@ -1489,6 +1489,136 @@ mod packed {
             }
         }
         assert!(st.evictions() > 150_000);
+    }
+
+    /// A store that evicts under a byte budget, in small segments.
+    fn budgeted(max_bytes: usize) -> Store {
+        Store::new(Config {
+            shards: 8,
+            seed: Some(5),
+            segment_bytes: 8192,
+            max_bytes: Some(max_bytes),
+            ..Config::default()
+        })
+    }
+
+    fn present(st: &Store, keys: std::ops::Range<u32>) -> usize {
+        keys.filter(|k| st.peek(format!("k{k}").as_bytes(), S, |e| e.is_some()))
+            .count()
+    }
+
+    #[test]
+    fn evictions_empty_the_oldest_segments_whole() {
+        // New keys only, eight times what the budget holds: every entry
+        // that goes is evicted. They go oldest first, a segment at a
+        // time, so no hole is left anywhere else and nothing is copied.
+        let st = budgeted(2_000_000);
+        let a = st.arena.as_ref().unwrap();
+        let n = 160_000u32;
+        for k in 0..n {
+            st.set(
+                format!("k{k}").as_bytes(),
+                &val(k, 0, 100),
+                &SetOptions::default(),
+                S,
+            )
+            .unwrap();
+            if k > 20_000 && k % 5_000 == 0 {
+                let (_, fill, dead) = a.stats();
+                // The segment being walked, and what the writes between
+                // two steps add.
+                assert!(dead <= 2 * 8192, "{k}: {dead} of {fill} are holes");
+                assert!(st.bytes() <= 2_000_000);
+            }
+        }
+        assert_eq!(
+            st.len() as u64,
+            st.total_inserts() - st.evictions(),
+            "every entry gone was evicted"
+        );
+        // About 17,000 entries fit: the newest are all there, and of the
+        // ones written before them none is (random victims would leave
+        // some of every age).
+        let fit = st.len() as u32;
+        assert!(fit > 16_000, "{fit} entries held");
+        assert_eq!(present(&st, 0..n - fit - 2_000), 0, "old keys kept");
+        assert!(present(&st, n - fit + 2_000..n) as u32 >= fit - 4_000 - 100);
+    }
+
+    #[test]
+    fn eviction_gives_read_entries_a_second_chance() {
+        let st = budgeted(2_000_000);
+        let write = |range: std::ops::Range<u32>| {
+            for k in range {
+                st.set(
+                    format!("k{k}").as_bytes(),
+                    &val(k, 0, 100),
+                    &SetOptions::default(),
+                    S,
+                )
+                .unwrap();
+            }
+        };
+        // The budget full, then the first thousand of those keys read.
+        write(0..20_000);
+        // The oldest keys held, every other one read.
+        let first = (0..20_000).find(|&k| present(&st, k..k + 1) == 1).unwrap();
+        let read: Vec<u32> = (first..first + 4_000)
+            .step_by(2)
+            .filter(|&k| get(&st, format!("k{k}").as_bytes(), S).is_some())
+            .collect();
+        assert!(read.len() > 1_900, "{} of the oldest read", read.len());
+        let kept = |st: &Store| read.iter().filter(|&&k| present(st, k..k + 1) == 1).count();
+        let before = placed(&st, format!("k{}", read[0]).as_bytes()).0;
+        // New keys, more than the span of the read ones but less than a
+        // turn of the cache: the read keys are moved, not evicted, and the
+        // unread keys written with them go.
+        write(20_000..30_000);
+        assert_eq!(kept(&st), read.len(), "read keys kept");
+        assert_ne!(placed(&st, format!("k{}", read[0]).as_bytes()).0, before);
+        let unread = (first..first + 4_000).skip(1).step_by(2);
+        assert_eq!(unread.filter(|&k| present(&st, k..k + 1) == 1).count(), 0);
+        // The chance is spent: a whole turn more, unread, and they go too,
+        // but for those in the compactor's open segment (one segment's
+        // worth at most: it is walked once sealed, when more are moved).
+        write(30_000..50_000);
+        let left = kept(&st);
+        assert!(left <= 8192 / 108, "second chance only once: {left} kept");
+    }
+
+    #[test]
+    fn low_memory_evictions_come_from_the_oldest_segment() {
+        // No budget: the RSS limit's flag alone. Each new key over the
+        // limit evicts at least its own bytes, oldest first.
+        let st = store(8192);
+        let a = st.arena.as_ref().unwrap();
+        for k in 0..20_000u32 {
+            st.set(
+                format!("k{k}").as_bytes(),
+                &val(k, 0, 100),
+                &SetOptions::default(),
+                S,
+            )
+            .unwrap();
+        }
+        let bytes = st.bytes();
+        st.set_low_memory(true);
+        for k in 20_000..30_000u32 {
+            st.set(
+                format!("k{k}").as_bytes(),
+                &val(k, 0, 100),
+                &SetOptions::default(),
+                S,
+            )
+            .unwrap();
+            assert!(st.bytes() <= bytes + 64 * 1024);
+        }
+        assert!(st.evictions() >= 10_000, "{} evicted", st.evictions());
+        let old = present(&st, 0..9_000);
+        let new = present(&st, 11_000..30_000);
+        assert_eq!((old, new), (0, 19_000), "the oldest went");
+        let (_, _, dead) = a.stats();
+        assert!(dead <= 2 * 8192, "{dead} bytes of holes");
     }
 
     #[test]
