@@ -1546,22 +1546,20 @@ mod packed {
     }
 
     #[test]
-    fn eviction_gives_read_entries_a_second_chance() {
+    fn read_entries_outlive_turns_of_unread_ones() {
         let st = budgeted(2_000_000);
-        let write = |range: std::ops::Range<u32>| {
+        let write = |range: std::ops::Range<u32>, read: bool| {
             for k in range {
-                st.set(
-                    format!("k{k}").as_bytes(),
-                    &val(k, 0, 100),
-                    &SetOptions::default(),
-                    S,
-                )
-                .unwrap();
+                let key = format!("k{k}");
+                st.set(key.as_bytes(), &val(k, 0, 100), &SetOptions::default(), S)
+                    .unwrap();
+                if read {
+                    assert!(get(&st, key.as_bytes(), S).is_some());
+                }
             }
         };
-        // The budget full, then the first thousand of those keys read.
-        write(0..20_000);
-        // The oldest keys held, every other one read.
+        // The budget full, then every other one of the oldest keys read.
+        write(0..20_000, false);
         let first = (0..20_000).find(|&k| present(&st, k..k + 1) == 1).unwrap();
         let read: Vec<u32> = (first..first + 4_000)
             .step_by(2)
@@ -1570,20 +1568,26 @@ mod packed {
         assert!(read.len() > 1_900, "{} of the oldest read", read.len());
         let kept = |st: &Store| read.iter().filter(|&&k| present(st, k..k + 1) == 1).count();
         let before = placed(&st, format!("k{}", read[0]).as_bytes()).0;
-        // New keys, more than the span of the read ones but less than a
-        // turn of the cache: the read keys are moved, not evicted, and the
-        // unread keys written with them go.
-        write(20_000..30_000);
+        // New keys, enough to pass the read ones: those are moved, not
+        // evicted, and the unread keys written with them go.
+        write(20_000..30_000, false);
         assert_eq!(kept(&st), read.len(), "read keys kept");
         assert_ne!(placed(&st, format!("k{}", read[0]).as_bytes()).0, before);
         let unread = (first..first + 4_000).skip(1).step_by(2);
         assert_eq!(unread.filter(|&k| present(&st, k..k + 1) == 1).count(), 0);
-        // The chance is spent: a whole turn more, unread, and they go too,
-        // but for those in the compactor's open segment (one segment's
-        // worth at most: it is walked once sealed, when more are moved).
-        write(30_000..50_000);
+        // Four turns of the cache in keys nobody reads: they take the room
+        // the read keys leave, in order, and the read keys stay.
+        write(30_000..100_000, false);
+        assert_eq!(kept(&st), read.len(), "read keys kept for four turns");
+        assert_eq!(present(&st, 0..80_000) - read.len(), 0);
+        // Keys read as soon as written join the survivors, which then need
+        // room of their own: the read keys, unread since they were moved,
+        // go, but for those in the compactor's open segment (one
+        // segment's worth at most: it is walked once sealed).
+        write(100_000..140_000, true);
         let left = kept(&st);
         assert!(left <= 8192 / 108, "second chance only once: {left} kept");
+        assert!(present(&st, 130_000..140_000) > 9_000);
     }
 
     #[test]
