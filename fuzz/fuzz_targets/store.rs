@@ -2,14 +2,15 @@
 //! driven by an op sequence decoded from the input (set with NX/XX/TTL/
 //! KEEPTTL/flags, get, delete, expire/persist, append/prepend, read-modify-
 //! write, time steps that land exactly on expiry boundaries, sweep, a
-//! full SCAN, and an insert under low memory). Every result must match
-//! the model. The low-memory insert evicts entries the model cannot
-//! predict (reads and their hit marks steer it; packed, the compactor
-//! evicts from the oldest segment, on that write or, what it still owes,
-//! on a later one): after every op the model drops whatever the store
-//! lost, which must be exactly the live keys counted as evicted, and never
-//! the key just written (unpacked: one live key at most, none when a dead
-//! entry was taken or a replacement did not grow). Reads go through the CAS path half the time, which rebuilds
+//! full SCAN, and an insert under low memory or a tight byte budget).
+//! Every result must match the model. Those inserts evict entries the
+//! model cannot predict (reads and their hit marks steer it; packed, the
+//! compactor evicts from an old segment, on that write or, what it still
+//! owes, on a later one): after every op the model drops whatever the
+//! store lost, which must be exactly the live keys counted as evicted, and
+//! never the key just written (unpacked under low memory: one live key at
+//! most, none when a dead entry was taken or a replacement did not grow).
+//! Reads go through the CAS path half the time, which rebuilds
 //! an entry without a token and must keep its hit mark. Keys and values
 //! sometimes cross the entry layout's boundaries (keys of 255 bytes and
 //! more, values of 64 KiB and more) and the allocator choices (around
@@ -212,13 +213,23 @@ fuzz_target!(|data: &[u8]| {
                 // last-access times the other ops left decide which.
                 // Whatever goes, the rest must stay intact (checked after
                 // every op, below).
+                // A third of the time a byte budget just under what the
+                // store holds makes the room instead (the eviction walks'
+                // path, packed; several victims may go).
                 let before = store.evictions();
-                store.set_low_memory(true);
+                let budget = arg % 3 == 2;
+                if budget {
+                    let max = store.bytes().saturating_sub(arg as usize * 4).max(4096);
+                    store.set_max_bytes(Some(max));
+                } else {
+                    store.set_low_memory(true);
+                }
                 let value = vec![b'e'; (arg % 40) as usize];
                 let got = store
                     .set(&key, &value, &SetOptions::default(), now)
                     .unwrap();
                 store.set_low_memory(false);
+                store.set_max_bytes(None);
                 assert_eq!(
                     got,
                     SetOutcome::Stored {
@@ -227,7 +238,7 @@ fuzz_target!(|data: &[u8]| {
                 );
                 assert!(store.peek(&key, now, |e| e.is_some()), "the new key was evicted");
                 let evicted = store.evictions() - before;
-                if packing == 0 {
+                if packing == 0 && !budget {
                     // One victim per write at most; a replacement that does
                     // not grow the entry (this one has no optional fields)
                     // takes none. (Packed, the compactor evicts at least

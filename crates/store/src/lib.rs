@@ -70,13 +70,14 @@
 //!   entry's bytes unused. A segment counts its live bytes and goes back
 //!   (its pages to the kernel, its slot to the next segment) the moment the count
 //!   reaches zero; otherwise the compactor (`Store::compact_step`)
-//!   copies the live entries of the segment with the most holes into a
-//!   fresh one, one entry at a time under that entry's shard lock, and
-//!   the segment empties. Writers run it, in steps proportional to what
-//!   they wrote, while the sealed segments hold more holes than a quarter
-//!   of their bytes (a sixteenth while the store is evicting, when every
-//!   hole is an item the limit does not hold; see `Arena::tolerated` for
-//!   why two settings); [`Store::compact`] does the same from a timer,
+//!   copies the live entries of the segment with the largest share of
+//!   holes into a fresh one, one entry at a time under that entry's shard
+//!   lock, and the segment empties. Writers run it, in steps proportional
+//!   to what they wrote, while the sealed segments hold more holes than a
+//!   quarter of their bytes (a sixteenth while the store is evicting, when
+//!   every hole is an item the limit does not hold, and never more than
+//!   the room left under the budget; see `Arena::tolerated` for why);
+//!   [`Store::compact`] does the same from a timer,
 //!   for holes that deletes leave in a store nobody writes to.
 //! - **An overwrite of the same size** (a counter, a fixed-size record, a
 //!   session refreshed) is written in place ([`Store::set`]): no hole, no
@@ -185,7 +186,7 @@ pub struct Config {
     /// compacted away once they pass a quarter of the sealed segments'
     /// bytes (a sixteenth while the store evicts, and no more than the
     /// room left under the budget; see `seg.rs`); evictions empty the
-    /// oldest segment instead of leaving holes. Below this size, segments
+    /// old segments instead of leaving holes. Below this size, segments
     /// are sealed at a sixteenth of the store's packed bytes (at least
     /// 1 MiB), so a small store returns memory in small pieces. Each
     /// segment takes a 16 MiB slot of one address range reserved for the
@@ -521,12 +522,19 @@ impl Store {
     }
 
     /// Tells the store that the process is over its memory limit (or back
-    /// under it). While set, every write that grows the store evicts at
+    /// under it). While set, every write that grows the store evicts: at
     /// least one entry (from its own shard or others, as for the byte
-    /// budget of [`Config::max_bytes`]),
-    /// and inserting a new key fails when eviction is disabled.
+    /// budget of [`Config::max_bytes`]), or, in a store that packs, at
+    /// least its own bytes from an old segment right after the write
+    /// (several small entries, or none when the last eviction freed more
+    /// than it owed); and inserting a new key fails when eviction is
+    /// disabled.
     pub fn set_low_memory(&self, low: bool) {
         self.low_memory.store(low, Ordering::Relaxed);
+        if !low && let Some(a) = &self.arena {
+            // Back under the limit: nothing more is owed.
+            a.debt.store(0, Ordering::Relaxed);
+        }
     }
 
     /// Changes the entry-byte budget ([`Config::max_bytes`]) at run time.
@@ -641,7 +649,8 @@ impl Store {
         }
         drop(guard);
         drop(old);
-        self.after_write(key.len() + value.len(), now);
+        // Compaction, never eviction: a replica mirrors its primary's.
+        self.after_write(key.len() + value.len(), now, false);
         Ok(())
     }
 
@@ -652,16 +661,23 @@ impl Store {
     #[inline]
     fn entry(&self, hash: u64, key: &[u8], parts: &[&[u8]], meta: Meta) -> Entry {
         match &self.arena {
-            Some(a) => Entry::new_in(a, (hash >> 29) as usize, key, parts, meta),
+            Some(a) => {
+                let e = Entry::new_in(a, (hash >> 29) as usize, key, parts, meta);
+                if !a.has_unpacked.load(Ordering::Relaxed) && !seg::contains(e.as_ptr().addr()) {
+                    a.has_unpacked.store(true, Ordering::Relaxed);
+                }
+                e
+            }
             None => Entry::new(key, parts, meta),
         }
     }
 
-    /// Room under the budget the compactor keeps free by evicting ahead
-    /// of the writes once they have had to evict: a 128th of the budget
-    /// (at least 64 KiB, four of the largest packed entries), so that a
-    /// write seldom finds the budget full and evicts at random (which
-    /// leaves a hole in some segment) instead of from the oldest one.
+    /// Room under the budget the compactor frees by evicting ahead of the
+    /// writes each time one has had to evict: a 128th of the budget (at
+    /// least 64 KiB, four of the largest packed entries), so that only
+    /// one write in that many bytes finds the budget full and evicts at
+    /// random (which leaves a hole in some segment), the rest being made
+    /// room for by segment eviction.
     fn slack(&self) -> usize {
         (self.budget.load(Ordering::Relaxed) / 128).max(64 << 10)
     }
@@ -677,18 +693,19 @@ impl Store {
     /// sealed a segment, and while the segments hold more holes than the
     /// store tolerates, or it is short of room, does a compaction step in
     /// proportion to what was written (`bytes`), so compaction and
-    /// eviction keep up with the writes.
+    /// eviction keep up with the writes. `evict` false (a replica applying
+    /// its primary's stream) compacts but never evicts.
     #[inline]
-    fn after_write(&self, bytes: usize, now: i64) {
+    fn after_write(&self, bytes: usize, now: i64, evict: bool) {
         if let Some(a) = &self.arena {
             if a.check_due.load(Ordering::Relaxed) && a.check_due.swap(false, Ordering::Relaxed) {
                 a.check(self.room());
             }
             if a.needs.load(Ordering::Relaxed)
                 || a.walking.load(Ordering::Relaxed)
-                || a.want_room.load(Ordering::Relaxed)
+                || (evict && a.want_room.load(Ordering::Relaxed))
             {
-                self.compact_step(a, 16 * bytes + 1024, now);
+                self.compact_step(a, 16 * bytes + 1024, now, evict);
             }
         }
     }
@@ -714,33 +731,57 @@ impl Store {
     /// entries, so a move must swap the pointer where lookups cannot see
     /// it half done. The key is read without the lock to find the shard;
     /// the segment is pinned, so its bytes stay as written.
-    fn compact_step(&self, a: &seg::Arena, work: usize, now: i64) {
+    fn compact_step(&self, a: &seg::Arena, work: usize, now: i64, evict: bool) {
         let Ok(mut c) = a.compactor.try_lock() else {
             a.owed.fetch_add(work, Ordering::Relaxed);
             return;
         };
-        let work = work + a.owed.swap(0, Ordering::Relaxed);
+        // What busy steps left, up to a segment's worth at a time, so
+        // that no one request walks for long.
+        let work = work + a.owed.swap(0, Ordering::Relaxed).min(seg::SEG);
         let c = &mut *c;
         // Short of room: a write had to evict, and the room under the
-        // budget is still below the slack. Then cold entries are evicted
-        // where the walk finds them instead of being copied.
+        // budget is still below the slack (or writes over the RSS limit
+        // owe bytes). Then cold entries are evicted where the walk finds
+        // them instead of being copied.
         let slack = self.slack();
         let shortage = || self.room() < slack || a.debt.load(Ordering::Relaxed) > 0;
-        let mut short = a.want_room.load(Ordering::Relaxed) && shortage();
-        if !short {
+        let mut short = evict && a.want_room.load(Ordering::Acquire) && shortage();
+        if evict && !short {
             a.want_room.store(false, Ordering::Relaxed);
+        }
+        if let Some(w) = &c.walk
+            && w.evict
+            && !short
+            && a.needs.load(Ordering::Relaxed)
+        {
+            // A paused eviction walk, and holes elsewhere: the segment
+            // with the largest share of holes is the one to copy from,
+            // and the old segment's unread entries must not be copied
+            // among the read ones. Left for the next shortage (it starts
+            // over; what was evicted from it is skipped as holes).
+            let base = w.base;
+            c.walk = None;
+            a.unpin(base);
         }
         if c.walk.is_none() {
             c.walk = if short { a.pick_oldest() } else { a.pick() };
             a.walking
                 .store(c.walk.as_ref().is_some_and(|w| !w.evict), Ordering::Relaxed);
+            if short && c.walk.is_none() {
+                // Nothing sealed to evict from: the writes evict for
+                // themselves (sampled) until there is.
+                a.debt.store(0, Ordering::Relaxed);
+                a.want_room.store(false, Ordering::Relaxed);
+                return;
+            }
         }
         let Some(w) = &mut c.walk else {
             return;
         };
-        // An eviction walk with room enough waits for the next shortage
-        // (or for holes to compact): it pins one segment meanwhile.
-        let pause = |short: bool| w.evict && !short && !a.needs.load(Ordering::Relaxed);
+        // An eviction walk with room enough waits for the next shortage:
+        // it pins one segment meanwhile.
+        let pause = |short: bool| w.evict && !short;
         if pause(short) {
             return;
         }
@@ -769,7 +810,9 @@ impl Store {
             let mut g = self.lock_index(self.shard_of(hash));
             if let Some(i) = g.table.find(hash, |e| e.addr() == p) {
                 let e = g.table.at(i);
-                if short && (!e.was_hit() || !e.is_alive(now)) {
+                // An eviction walk evicts what was not read; any walk
+                // drops what has expired (counted as expired).
+                if !e.is_alive(now) || (short && w.evict && !e.was_hit()) {
                     // Evicted where it lies: its bytes come back with the
                     // segment, and no other segment gets a hole.
                     let old = g.table.remove(i, &self.hasher);
@@ -780,6 +823,9 @@ impl Store {
                     if a.debt.load(Ordering::Relaxed) > 0 {
                         a.debt.fetch_sub(old.size() as isize, Ordering::Relaxed);
                     }
+                    if short && a.has_unpacked.load(Ordering::Relaxed) {
+                        self.evict_unpacked_share(a, &mut c.credit, old.size(), hash, now);
+                    }
                     drop(old);
                     short = shortage();
                 } else {
@@ -788,7 +834,7 @@ impl Store {
                     match moved {
                         Some(new) => {
                             let old = g.table.replace(i, hash, new);
-                            if short {
+                            if short && w.evict {
                                 // Its second chance is spent: read again
                                 // before the walk comes back, or it goes.
                                 g.table.entry_mut(i).clear_hit();
@@ -1164,7 +1210,7 @@ impl Store {
         drop(replaced);
         drop(dead);
         drop(evicted);
-        self.after_write(key.len() + value.len(), now);
+        self.after_write(key.len() + value.len(), now, true);
         Ok(SetOutcome::Stored {
             replaced: found.is_some(),
         })
@@ -1234,7 +1280,9 @@ impl Store {
 
     /// Makes room before a write grows the store by `grow` bytes. Over
     /// the RSS limit (the low-memory flag) at least one entry goes per
-    /// write, Pogocache's rule; over the byte budget, as many as bring the
+    /// write, Pogocache's rule (in a store that packs, at least `grow`
+    /// bytes, evicted by the compactor right after the write: the debt
+    /// below); over the byte budget, as many as bring the
     /// store back under it (up to a cap that scales with `grow`, so one
     /// large value can displace many small ones while a shrinking budget
     /// is caught up gradually). Victims come from this shard while it
@@ -1270,20 +1318,24 @@ impl Store {
         if let Some(a) = &self.arena {
             // Holes now cost items: compaction keeps them fewer.
             a.evicting.store(true, Ordering::Relaxed);
-            a.want_room.store(true, Ordering::Relaxed);
             // Over the RSS limit but within the budget: the bytes this
-            // write adds are owed, and the compactor evicts them from the
-            // oldest segment right after it (random victims would leave
+            // write adds are owed, and the compactor evicts them from an
+            // old segment right after it (random victims would leave
             // holes all over the store, and holes are RSS). Unless the
             // debt could not be paid (no sealed segment to walk, or the
             // compactor is behind by `MAX_DEBT`).
+            let owed = grow.max(1) as isize;
             if a.sealed.load(Ordering::Relaxed) > 0
                 && !self.over_budget(shard, grow, budget)
-                && a.debt.load(Ordering::Relaxed) < MAX_DEBT
+                && a.debt.load(Ordering::Relaxed) + owed <= MAX_DEBT
             {
-                a.debt.fetch_add(grow.max(1) as isize, Ordering::Relaxed);
+                a.debt.fetch_add(owed, Ordering::Relaxed);
+                a.want_room.store(true, Ordering::Release);
                 return Ok(false);
             }
+            // The compactor evicts ahead of the next writes (after this
+            // one's own evictions below).
+            a.want_room.store(true, Ordering::Release);
         }
         let share = budget / self.shards.len();
         let cap = EVICT_MAX + grow / 128;
@@ -1349,6 +1401,53 @@ impl Store {
             }
         }
         false
+    }
+
+    /// Evicts entries too large to pack, which no walk meets, in
+    /// proportion to the packed bytes the walks evict: `bytes` packed
+    /// bytes just evicted earn `bytes` x unpacked / packed bytes of
+    /// `credit`, and while the credit is positive, the best of up to five
+    /// unpacked entries sampled near `hash` goes (unread first, then the
+    /// least recently used, as `Shard::evict_one`). Why: with the walks
+    /// making room ahead of the writes, the writes' own sampled evictions
+    /// became rare, and large values, met by nothing else, stayed while
+    /// the small ones cycled through (in a test where one write in ten
+    /// was too large to pack, 80% of the entries held were large).
+    /// Evicting each kind in proportion to what it holds gives both the
+    /// same lifetime in writes, as when every eviction was sampled.
+    fn evict_unpacked_share(
+        &self,
+        a: &seg::Arena,
+        credit: &mut isize,
+        bytes: usize,
+        hash: u64,
+        now: i64,
+    ) {
+        let packed = a.packed.load(Ordering::Relaxed).max(1);
+        let unpacked = self.total.load(Ordering::Relaxed).saturating_sub(packed);
+        *credit =
+            (*credit + (bytes as u128 * unpacked as u128 / packed as u128) as isize).min(MAX_DEBT);
+        // A few shards at most per packed eviction: where none is found
+        // nearby the credit waits for the next one.
+        for k in 0..4u32 {
+            if *credit <= 0 {
+                break;
+            }
+            let h = hash.rotate_left(17 + k * 11);
+            let start = self.shard_of(h);
+            let Some(j) = self.occupied_from(start).next() else {
+                return;
+            };
+            let Some(mut g) = self.try_lock_index(j) else {
+                continue;
+            };
+            if let Some(e) = g.evict_unpacked(h.rotate_left(29), now, &self.hasher) {
+                self.note_gone(&e);
+                drop(g);
+                self.count_removed(&e, now);
+                *credit -= e.size() as isize;
+            }
+        }
     }
 
     /// Indices of the shards whose occupancy bit is set, from `start`
@@ -1550,7 +1649,7 @@ impl Store {
                         drop(guard);
                         drop(old);
                         drop(evicted);
-                        self.after_write(key.len() + scratch.len(), now);
+                        self.after_write(key.len() + scratch.len(), now, true);
                         Ok(r)
                     }
                     Err(e) => Err(UpdateError::Store(e)),
@@ -1636,7 +1735,7 @@ impl Store {
                 drop(guard);
                 drop(old);
                 drop(evicted);
-                self.after_write(key.len() + len, now);
+                self.after_write(key.len() + len, now, true);
                 Some(len)
             })
         };
@@ -1655,7 +1754,7 @@ impl Store {
         if let Some(a) = &self.arena {
             a.check(self.room());
             if a.needs.load(Ordering::Relaxed) || a.walking.load(Ordering::Relaxed) {
-                self.compact_step(a, work, now);
+                self.compact_step(a, work, now, false);
             }
         }
     }
@@ -2199,6 +2298,45 @@ impl Shard {
     /// hit ratio went from 0.81 to 0.85 at the same item count
     /// (BENCHMARKS.md). A workload that never reads its items, or reads
     /// every one of them, sees plain sampled LRU.
+    /// For [`Store::evict_unpacked_share`]: up to five entries that are
+    /// not packed, among the first 64 buckets from `hash`, and the best
+    /// victim of them goes (a dead one at once, else unread before read,
+    /// then the least recently used). No demotion: it only ever sees the
+    /// large entries, and those meet no other eviction to be demoted by.
+    fn evict_unpacked(&mut self, hash: u64, now: i64, h: &FixedState) -> Option<Entry> {
+        let n = self.table.num_buckets();
+        if self.table.is_empty() {
+            return None;
+        }
+        let start = (hash as usize) % n;
+        let mut count = 0;
+        let mut best: Option<(bool, u32, usize)> = None;
+        for k in 0..n.min(64) {
+            let i = (start + k) % n;
+            let Some(e) = self.table.get(i) else {
+                continue;
+            };
+            if seg::contains(e.addr()) {
+                continue;
+            }
+            if !e.is_alive(now) {
+                best = Some((false, 0, i));
+                break;
+            }
+            let cand = (e.was_hit(), e.access(), i);
+            if best.is_none_or(|b| (cand.0, cand.1) < (b.0, b.1)) {
+                best = Some(cand);
+            }
+            count += 1;
+            if count == EVICT_SAMPLES {
+                break;
+            }
+        }
+        let e = self.table.remove(best?.2, h);
+        self.bytes -= e.size();
+        Some(e)
+    }
+
     fn evict_one(&mut self, hash: u64, now: i64, h: &FixedState) -> Option<Entry> {
         let n = self.table.num_buckets();
         if self.table.is_empty() {

@@ -248,8 +248,8 @@ pub(crate) struct Walk {
     pub base: usize,
     pub off: usize,
     pub fill: usize,
-    /// Picked to make room (the oldest segment) rather than for its holes:
-    /// the walk pauses whenever the store has room again.
+    /// Picked to make room ([`Arena::pick_oldest`]) rather than for its
+    /// holes: the walk pauses whenever the store has room again.
     pub evict: bool,
 }
 
@@ -259,12 +259,16 @@ pub(crate) struct Walk {
 pub(crate) struct Compactor {
     pub walk: Option<Walk>,
     pub head: Head,
+    /// Bytes of unpacked entries owed to eviction
+    /// (`Store::evict_unpacked_share`).
+    pub credit: isize,
 }
 
 impl Default for Compactor {
     fn default() -> Compactor {
         Compactor {
             walk: None,
+            credit: 0,
             head: Head {
                 main: true,
                 ..Head::default()
@@ -295,8 +299,9 @@ pub(crate) struct Arena {
     /// held the compactor: whoever gets it next does it too, so that two
     /// writers do twice the work of one, not the same.
     pub owed: AtomicUsize,
-    /// Set when a seal finds more holes than the store tolerates; writers
-    /// then run compaction steps until it clears.
+    /// Set when a check ([`Arena::check`], after a write that sealed a
+    /// segment, or from the timer) finds more holes than the store
+    /// tolerates; writers then run compaction steps until it clears.
     pub needs: AtomicBool,
     /// Set while the compactor has a segment pinned, so that writers keep
     /// stepping until the walk ends even once `needs` clears (a pinned
@@ -311,18 +316,26 @@ pub(crate) struct Arena {
     /// Holes tolerated, as of the last check ([`Arena::tolerated`]).
     tolerated: AtomicUsize,
     /// Set by the store when a write had to evict to make room: the
-    /// compactor then evicts from the oldest segment until the store has
-    /// room again (`Store::compact_step`), so that evictions empty whole
-    /// segments instead of leaving holes all over the store.
+    /// compactor then evicts from an old segment ([`Arena::pick_oldest`])
+    /// until the store has room again (`Store::compact_step`), so that
+    /// evictions empty whole segments instead of leaving holes all over
+    /// the store.
     pub want_room: AtomicBool,
     /// Bytes writes over the RSS limit (the store's low-memory flag) left
-    /// for the compactor to evict from the oldest segment. It evicts while
+    /// for the compactor to evict from an old segment. It evicts while
     /// this is positive; what an eviction frees beyond it is credit for
     /// the next write, so that over time as many bytes go as come.
     pub debt: AtomicIsize,
     /// Sealed segments listed now (the length of the list, readable
     /// without its lock).
     pub sealed: AtomicUsize,
+    /// Set once the store holds an entry too large to pack: from then on
+    /// eviction walks also sample those (`Store::evict_unpacked`).
+    pub has_unpacked: AtomicBool,
+    /// Bytes of packed entries as of the last check (sealed segments'
+    /// live bytes, and what the writers' open segments hold): the store
+    /// less this is what its unpacked entries hold.
+    pub packed: AtomicUsize,
     /// Segments sealed so far (the next one's [`Header::seq`]).
     seq: AtomicU64,
 }
@@ -347,6 +360,8 @@ impl Arena {
             want_room: AtomicBool::new(false),
             debt: AtomicIsize::new(0),
             sealed: AtomicUsize::new(0),
+            has_unpacked: AtomicBool::new(false),
+            packed: AtomicUsize::new(0),
             seq: AtomicU64::new(0),
         }
     }
@@ -446,6 +461,14 @@ impl Arena {
     /// entry bytes the store may still add under its budget.
     pub fn check(&self, room: usize) {
         let (fill, dead) = self.totals(&lock(&self.segs));
+        // The segment lock is released: a writer takes its head's lock,
+        // then the segment lock, never the other way.
+        let open: usize = self
+            .heads
+            .iter()
+            .map(|h| lock(h).off.saturating_sub(SEG_HEADER))
+            .sum();
+        self.packed.store(fill - dead + open, Ordering::Relaxed);
         let limit = (fill / 16).clamp(self.fill_limit.min(MIN_LIMIT), self.fill_limit);
         self.limit.store(limit, Ordering::Relaxed);
         let evicted = self.evicting.swap(false, Ordering::Relaxed);
@@ -492,7 +515,8 @@ impl Arena {
         (fill, dead)
     }
 
-    /// Picks the sealed segment with the most holes and pins it, or
+    /// Picks the sealed segment with the largest share of holes and pins
+    /// it, or
     /// returns `None` (clearing [`Arena::needs`]) when the holes are back
     /// under the threshold. Only the compactor calls this.
     pub fn pick(&self) -> Option<Walk> {
