@@ -98,12 +98,15 @@
 //!   sealed bytes, else the oldest of the compactor's (the entries that
 //!   were read). One-hit wonders leave without a whole turn of the
 //!   cache, and read entries stay while they are read once a turn. Under
-//!   Zipf(0.99) with a third of the keys in memory: 0.877 of reads kept,
-//!   against 0.853 for the sampled eviction and 0.840 for Pogocache. The
-//!   segment then empties and goes back whole. The sampled per-item
-//!   eviction remains for large (unpacked) entries, for a store with no
-//!   sealed segment yet, and when a write finds the budget full before
-//!   the compactor has caught up.
+//!   Zipf(0.99) with a third of the keys in memory: 0.877-0.878 of reads
+//!   kept, against 0.851-0.855 for the sampled eviction and 0.843-0.848
+//!   for Pogocache's release build. The segment then empties and goes
+//!   back whole. Entries too large to pack, which no walk meets, are
+//!   evicted by sampling in proportion to the packed bytes the walks
+//!   evict (`Store::evict_unpacked_share`), and the sampled per-item
+//!   eviction remains for a store with no sealed segment yet and for a
+//!   write that finds the budget full before the compactor has caught
+//!   up.
 //! - **Safety.** A segment is reused only once every entry placed in it
 //!   has been dropped, wherever it was (an entry moved out of a table is
 //!   read until its owner drops it), so no read can see a reused segment.
