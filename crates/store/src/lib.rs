@@ -1328,17 +1328,20 @@ impl Store {
             // debt could not be paid (no sealed segment to walk, or the
             // compactor is behind by `MAX_DEBT`).
             let owed = grow.max(1) as isize;
-            if a.sealed.load(Ordering::Relaxed) > 0
+            let defer = a.sealed.load(Ordering::Relaxed) > 0
                 && !self.over_budget(shard, grow, budget)
-                && a.debt.load(Ordering::Relaxed) + owed <= MAX_DEBT
-            {
+                && a.debt.load(Ordering::Relaxed) + owed <= MAX_DEBT;
+            if defer {
                 a.debt.fetch_add(owed, Ordering::Relaxed);
-                a.want_room.store(true, Ordering::Release);
+            }
+            // The compactor evicts right after this write (the debt), or
+            // ahead of the next ones (after this one's evictions below).
+            // Set after the debt, so that a step that sees the flag sees
+            // what is owed.
+            a.want_room.store(true, Ordering::Release);
+            if defer {
                 return Ok(false);
             }
-            // The compactor evicts ahead of the next writes (after this
-            // one's own evictions below).
-            a.want_room.store(true, Ordering::Release);
         }
         let share = budget / self.shards.len();
         let cap = EVICT_MAX + grow / 128;
@@ -2301,92 +2304,92 @@ impl Shard {
     /// hit ratio went from 0.81 to 0.85 at the same item count
     /// (BENCHMARKS.md). A workload that never reads its items, or reads
     /// every one of them, sees plain sampled LRU.
-    /// For [`Store::evict_unpacked_share`]: up to five entries that are
-    /// not packed, among the first 64 buckets from `hash`, and the best
-    /// victim of them goes (a dead one at once, else unread before read,
-    /// then the least recently used). No demotion: it only ever sees the
-    /// large entries, and those meet no other eviction to be demoted by.
-    fn evict_unpacked(&mut self, hash: u64, now: i64, h: &FixedState) -> Option<Entry> {
-        let n = self.table.num_buckets();
-        if self.table.is_empty() {
-            return None;
-        }
-        let start = (hash as usize) % n;
-        let mut count = 0;
-        let mut best: Option<(bool, u32, usize)> = None;
-        for k in 0..n.min(64) {
-            let i = (start + k) % n;
-            let Some(e) = self.table.get(i) else {
-                continue;
-            };
-            if seg::contains(e.addr()) {
-                continue;
-            }
-            if !e.is_alive(now) {
-                best = Some((false, 0, i));
-                break;
-            }
-            let cand = (e.was_hit(), e.access(), i);
-            if best.is_none_or(|b| (cand.0, cand.1) < (b.0, b.1)) {
-                best = Some(cand);
-            }
-            count += 1;
-            if count == EVICT_SAMPLES {
-                break;
-            }
-        }
-        let e = self.table.remove(best?.2, h);
-        self.bytes -= e.size();
-        Some(e)
-    }
-
     fn evict_one(&mut self, hash: u64, now: i64, h: &FixedState) -> Option<Entry> {
         let n = self.table.num_buckets();
-        if self.table.is_empty() {
-            return None;
-        }
-        let start = (hash as usize).wrapping_add(1) % n;
-        let mut seen = [0usize; EVICT_SAMPLES];
-        let mut count = 0;
-        // (hit, access, bucket) of the best victim so far.
-        let mut best: Option<(bool, u32, usize)> = None;
-        let mut all_hit = true;
-        for k in 0..n {
-            let i = (start + k) % n;
-            let Some(e) = self.table.get(i) else {
-                continue;
-            };
-            if self.table.same_tag(i, hash) {
-                continue;
-            }
-            if !e.is_alive(now) {
-                best = Some((false, 0, i));
-                all_hit = false;
-                break;
-            }
-            let cand = (e.was_hit(), e.access(), i);
-            all_hit &= cand.0;
-            if best.is_none_or(|b| (cand.0, cand.1) < (b.0, b.1)) {
-                best = Some(cand);
-            }
-            seen[count] = i;
-            count += 1;
-            if count == EVICT_SAMPLES {
-                break;
-            }
-        }
-        let victim = best?.2;
-        if all_hit {
-            for &i in &seen[..count] {
-                if i != victim {
+        let start = (hash as usize).wrapping_add(1) % n.max(1);
+        let s = self.sample(start, n, now, |i, _| !self.table.same_tag(i, hash))?;
+        if s.all_hit {
+            for &i in &s.seen[..s.count] {
+                if i != s.victim {
                     self.table.entry_mut(i).clear_hit();
                 }
             }
         }
-        let e = self.table.remove(victim, h);
+        let e = self.table.remove(s.victim, h);
         self.bytes -= e.size();
         Some(e)
     }
+
+    /// For [`Store::evict_unpacked_share`]: the best victim among up to
+    /// five entries that are not packed, in the first 64 buckets from
+    /// `hash`, goes. No demotion: it only ever sees the large entries,
+    /// and those meet no other eviction to be demoted by.
+    fn evict_unpacked(&mut self, hash: u64, now: i64, h: &FixedState) -> Option<Entry> {
+        let n = self.table.num_buckets();
+        let start = (hash as usize) % n.max(1);
+        let s = self.sample(start, n.min(64), now, |_, e| !seg::contains(e.addr()))?;
+        let e = self.table.remove(s.victim, h);
+        self.bytes -= e.size();
+        Some(e)
+    }
+
+    /// The sampling both evictions share: from bucket `start`, over at
+    /// most `span` buckets, the entries `take` accepts. The first dead
+    /// one is the victim at once; else the best of the first
+    /// [`EVICT_SAMPLES`] live ones (unread before read, then the least
+    /// recently used). `None` when none was accepted.
+    fn sample(
+        &self,
+        start: usize,
+        span: usize,
+        now: i64,
+        take: impl Fn(usize, EntryPtr<'_>) -> bool,
+    ) -> Option<Sample> {
+        let n = self.table.num_buckets();
+        let mut s = Sample {
+            victim: 0,
+            seen: [0; EVICT_SAMPLES],
+            count: 0,
+            all_hit: true,
+        };
+        // (hit, access, bucket) of the best victim so far.
+        let mut best: Option<(bool, u32, usize)> = None;
+        for k in 0..span {
+            let i = (start + k) % n;
+            let Some(e) = self.table.get(i) else {
+                continue;
+            };
+            if !take(i, e) {
+                continue;
+            }
+            if !e.is_alive(now) {
+                best = Some((false, 0, i));
+                s.all_hit = false;
+                break;
+            }
+            let cand = (e.was_hit(), e.access(), i);
+            s.all_hit &= cand.0;
+            if best.is_none_or(|b| (cand.0, cand.1) < (b.0, b.1)) {
+                best = Some(cand);
+            }
+            s.seen[s.count] = i;
+            s.count += 1;
+            if s.count == EVICT_SAMPLES {
+                break;
+            }
+        }
+        s.victim = best?.2;
+        Some(s)
+    }
+}
+
+/// What [`Shard::sample`] found: the victim's bucket, the live candidates
+/// compared, and whether every one of them had been read.
+struct Sample {
+    victim: usize,
+    seen: [usize; EVICT_SAMPLES],
+    count: usize,
+    all_hit: bool,
 }
 
 /// A 64-bit seed from the kernel's random source, falling back to the

@@ -254,8 +254,8 @@ pub(crate) struct Walk {
 }
 
 /// What the compactor keeps between steps: the segment it walks, and the
-/// head it copies live entries to (apart from the writers' heads, so the
-/// entries that survive a compaction, the colder ones, end up together).
+/// head it copies live entries to (apart from the writers' heads: its
+/// segments are the survivors' queue of [`Arena::pick_oldest`]).
 pub(crate) struct Compactor {
     pub walk: Option<Walk>,
     pub head: Head,
@@ -330,7 +330,7 @@ pub(crate) struct Arena {
     /// without its lock).
     pub sealed: AtomicUsize,
     /// Set once the store holds an entry too large to pack: from then on
-    /// eviction walks also sample those (`Store::evict_unpacked`).
+    /// eviction walks also sample those (`Store::evict_unpacked_share`).
     pub has_unpacked: AtomicBool,
     /// Bytes of packed entries as of the last check (sealed segments'
     /// live bytes, and what the writers' open segments hold): the store
@@ -423,8 +423,9 @@ impl Arena {
 
     /// Closes an open segment for appends: it joins the sealed list (the
     /// compactor's candidates), or is given back at once if every entry
-    /// in it is already gone. Checks whether the store now holds more
-    /// holes than it tolerates.
+    /// in it is already gone. `main`: sealed from the compactor's head.
+    /// Asks the store to check the holes after the write
+    /// ([`Arena::check_due`]).
     fn seal(&self, base: usize, fill: usize, main: bool) {
         let h = header(base);
         h.fill.store(fill, Ordering::Relaxed);
@@ -474,8 +475,7 @@ impl Arena {
         let evicted = self.evicting.swap(false, Ordering::Relaxed);
         let tolerated = Self::tolerated(limit, fill, evicted, room);
         self.tolerated.store(tolerated, Ordering::Relaxed);
-        let nd = dead > tolerated;
-        self.needs.store(nd, Ordering::Relaxed);
+        self.needs.store(dead > tolerated, Ordering::Relaxed);
     }
 
     /// Bytes of holes tolerated in `fill` sealed bytes: a quarter, or a
@@ -516,9 +516,8 @@ impl Arena {
     }
 
     /// Picks the sealed segment with the largest share of holes and pins
-    /// it, or
-    /// returns `None` (clearing [`Arena::needs`]) when the holes are back
-    /// under the threshold. Only the compactor calls this.
+    /// it, or returns `None` (clearing [`Arena::needs`]) when the holes
+    /// are back under the threshold. Only the compactor calls this.
     pub fn pick(&self) -> Option<Walk> {
         let s = lock(&self.segs);
         let (_, dead) = self.totals(&s);
